@@ -1,0 +1,205 @@
+"""Assessments (feedback and expectations) and their revision history.
+
+Rows are written only by `assessments.services`.
+"""
+import math
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+from traces.models import ApiKey, Experiment, Trace
+
+
+def new_assessment_id() -> str:
+    return "a-" + uuid.uuid4().hex
+
+
+def numeric_projection(value) -> float | None:
+    """The value as a float for filters and aggregates: numbers as is, booleans 1/0, else None."""
+    if isinstance(value, bool):
+        return 1.0 if value else 0.0
+    if isinstance(value, (int, float)) and math.isfinite(value):
+        return float(value)
+    return None
+
+
+class Assessment(models.Model):
+    """A judgement (feedback) or a ground truth (expectation) on a trace or one of its spans."""
+
+    class Kind(models.TextChoices):
+        FEEDBACK = "feedback", "Feedback"
+        EXPECTATION = "expectation", "Expectation"
+
+    class SourceType(models.TextChoices):
+        HUMAN = "HUMAN", "Human"
+        LLM_JUDGE = "LLM_JUDGE", "LLM judge"
+        CODE = "CODE", "Code"
+
+    assessment_id = models.CharField(primary_key=True, max_length=50, default=new_assessment_id)
+    trace = models.ForeignKey(Trace, on_delete=models.CASCADE, related_name="assessments")
+    # Denormalised from the trace: experiment summaries and filters skip the join.
+    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="+")
+    span_id = models.CharField(max_length=16, null=True, blank=True)
+    name = models.CharField(max_length=250)
+    kind = models.CharField(max_length=12, choices=Kind.choices, default=Kind.FEEDBACK)
+    value = models.JSONField(null=True, blank=True)
+    numeric_value = models.FloatField(null=True, blank=True, editable=False)
+    error = models.JSONField(null=True, blank=True)
+    rationale = models.TextField(blank=True)
+    source_type = models.CharField(max_length=20, choices=SourceType.choices, default=SourceType.HUMAN)
+    source_id = models.CharField(max_length=250, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    overrides = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="overridden_by"
+    )
+    valid = models.BooleanField(default=True)
+    version = models.PositiveIntegerField(default=1)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_by_key = models.ForeignKey(ApiKey, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    create_time = models.DateTimeField()
+    last_update_time = models.DateTimeField()
+    # A client's retry token: the same key in the same experiment never creates twice.
+    idempotency_key = models.CharField(max_length=200, null=True, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["create_time", "assessment_id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["experiment", "idempotency_key"],
+                condition=models.Q(idempotency_key__isnull=False),
+                name="assessment_unique_idempotency_key",
+            )
+        ]
+        indexes = [
+            # trace detail / API: a trace's assessments in order
+            models.Index(fields=["trace", "create_time"], name="assessment_trace_time"),
+            # filter language: EXISTS (valid assessment of this name on this trace)
+            models.Index(fields=["trace", "name", "kind", "valid"], name="assessment_trace_name"),
+            # experiment feedback summaries and numeric filters
+            models.Index(fields=["experiment", "kind", "name", "valid", "numeric_value"], name="assessment_exp_name"),
+        ]
+
+    def __str__(self):
+        return f"{self.name} on {self.trace_id}"
+
+    def save(self, *args, **kwargs):
+        self.numeric_value = numeric_projection(self.value)
+        if kwargs.get("update_fields") is not None and "value" in kwargs["update_fields"]:
+            kwargs["update_fields"] = {*kwargs["update_fields"], "numeric_value"}
+        super().save(*args, **kwargs)
+
+    @property
+    def value_type(self) -> str:
+        """boolean, number, string, list, object, error or none; drives how the value is shown."""
+        value = self.value
+        if isinstance(value, bool):
+            return "boolean"
+        if isinstance(value, (int, float)):
+            return "number"
+        if isinstance(value, str):
+            return "string"
+        if isinstance(value, list):
+            return "list"
+        if isinstance(value, dict):
+            return "object"
+        return "error" if self.error else "none"
+
+    def snapshot(self) -> dict:
+        """The editable state of the row, as stored in revision before/after."""
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "value": self.value,
+            "error": self.error,
+            "rationale": self.rationale,
+            "metadata": self.metadata,
+            "source_type": self.source_type,
+            "source_id": self.source_id,
+            "span_id": self.span_id,
+            "overrides": self.overrides_id,
+            "valid": self.valid,
+            "version": self.version,
+        }
+
+
+class Revision(models.Model):
+    """One change to an assessment. Never edited; survives the deletion of its assessment."""
+
+    class Action(models.TextChoices):
+        CREATE = "create"
+        UPDATE = "update"
+        OVERRIDE = "override"
+        DELETE = "delete"
+        RESTORE = "restore"
+        INVALIDATE = "invalidate"
+
+    class Channel(models.TextChoices):
+        UI = "ui"
+        API = "api"
+        MLFLOW = "mlflow"
+        OTLP = "otlp"
+        ADMIN = "admin"
+        PUBLIC = "public"
+
+    # Plain copies rather than foreign keys: the history outlives the rows it describes.
+    assessment_id = models.CharField(max_length=50, db_index=True)
+    # The other assessment the change touched: the one an override replaced, or the one a
+    # deleted override made valid again. History pages show the revision under both.
+    related_assessment_id = models.CharField(max_length=50, null=True, blank=True, db_index=True)
+    trace_id = models.CharField(max_length=35, db_index=True)
+    experiment_id = models.BigIntegerField(null=True)
+    action = models.CharField(max_length=12, choices=Action.choices)
+    channel = models.CharField(max_length=10, choices=Channel.choices)
+    actor_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    actor_key = models.ForeignKey(ApiKey, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    actor_label = models.CharField(max_length=250, help_text="Who acted, as shown in the history.")
+    created_at = models.DateTimeField(db_index=True)
+    before = models.JSONField(null=True, blank=True)
+    after = models.JSONField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self):
+        return f"{self.action} {self.assessment_id} by {self.actor_label}"
+
+    @property
+    def changes(self) -> list[tuple[str, object, object]]:
+        """(field, before, after) for every field that differs between the snapshots."""
+        before, after = self.before or {}, self.after or {}
+        keys = [key for key in {**before, **after} if key != "version"]
+        return [(key, before.get(key), after.get(key)) for key in keys if before.get(key) != after.get(key)]
+
+
+class PendingAssessment(models.Model):
+    """Feedback or an expectation for a trace id that has not arrived yet.
+
+    Apps export traces in the background, so feedback often overtakes its trace.
+    The row keeps the create call until the trace is ingested (then the services
+    create the real assessment, with the same id and its revision) or until
+    `expires_at` (then it is dropped with a log line).
+    """
+
+    assessment_id = models.CharField(primary_key=True, max_length=50, default=new_assessment_id)
+    trace_id = models.CharField(max_length=35, db_index=True)
+    kind = models.CharField(max_length=12, choices=Assessment.Kind.choices)
+    # The keyword arguments of log_feedback / log_expectation, JSON-ready.
+    payload = models.JSONField()
+    channel = models.CharField(max_length=10, choices=Revision.Channel.choices)
+    actor_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    actor_key = models.ForeignKey(ApiKey, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    created_at = models.DateTimeField()
+    expires_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        ordering = ["created_at", "assessment_id"]
+
+    def __str__(self):
+        return f"pending {self.kind} {self.assessment_id} for {self.trace_id}"

@@ -1,0 +1,112 @@
+"""Shapes of the native API for assessments: `*Input` parse only, `*Out` present only."""
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from traces.serializers import SpanOut, StringMapField, TraceOut
+
+from .models import Assessment, Revision
+
+
+@extend_schema_field(OpenApiTypes.ANY)
+class AnyJSONField(serializers.JSONField):
+    """Any JSON value: boolean, number, string, list, object or null, returned exactly as sent."""
+
+
+class SourceInput(serializers.Serializer):
+    source_type = serializers.ChoiceField(choices=Assessment.SourceType.choices, default=Assessment.SourceType.HUMAN)
+    source_id = serializers.CharField(max_length=250, allow_blank=True, default="")
+
+
+class ErrorInput(serializers.Serializer):
+    error_code = serializers.CharField(max_length=250)
+    error_message = serializers.CharField(required=False, allow_blank=True)
+    stack_trace = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
+
+
+class ExpectationInput(serializers.Serializer):
+    name = serializers.CharField(max_length=250)
+    value = AnyJSONField(required=False, allow_null=True, default=None)
+    rationale = serializers.CharField(required=False, allow_blank=True, default="", trim_whitespace=False)
+    source = SourceInput(required=False)
+    span_id = serializers.RegexField(r"^[0-9a-f]{16}$", required=False, allow_null=True, default=None)
+    metadata = StringMapField(required=False, default=dict)
+
+
+class FeedbackInput(ExpectationInput):
+    error = ErrorInput(required=False, allow_null=True, default=None)
+
+
+class AssessmentUpdateInput(serializers.Serializer):
+    name = serializers.CharField(max_length=250, required=False)
+    value = AnyJSONField(required=False, allow_null=True)
+    rationale = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
+    metadata = StringMapField(required=False)
+    error = ErrorInput(required=False, allow_null=True)
+
+
+class OverrideInput(serializers.Serializer):
+    value = AnyJSONField(required=False, allow_null=True, default=None)
+    error = ErrorInput(required=False, allow_null=True, default=None)
+    rationale = serializers.CharField(required=False, allow_blank=True, default="", trim_whitespace=False)
+    source = SourceInput(required=False)
+    metadata = StringMapField(required=False, default=dict)
+
+
+def source_kwargs(data: dict, default_source_id: str) -> dict:
+    """Flatten a validated `source` into the services' source_type / source_id arguments."""
+    source = data.pop("source", None) or {}
+    return {
+        "source_type": source.get("source_type", Assessment.SourceType.HUMAN),
+        "source_id": source.get("source_id") or default_source_id,
+    }
+
+
+class SourceOut(serializers.Serializer):
+    source_type = serializers.CharField()
+    source_id = serializers.CharField()
+
+
+class AssessmentOut(serializers.ModelSerializer):
+    value = AnyJSONField(read_only=True)
+    source = SourceOut(source="*", read_only=True)
+    overrides = serializers.CharField(source="overrides_id", read_only=True, allow_null=True)
+    overridden_by = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Assessment
+        fields = [
+            "assessment_id", "trace_id", "span_id", "name", "kind", "value", "error", "rationale", "source",
+            "metadata", "overrides", "overridden_by", "valid", "version", "create_time", "last_update_time",
+        ]
+        read_only_fields = fields
+
+    def get_overridden_by(self, obj) -> str | None:
+        """Set by the selectors (assessments.selectors) without a query per row."""
+        return getattr(obj, "overridden_by_id", None)
+
+
+class TraceDetailOut(TraceOut):
+    metadata = serializers.DictField(read_only=True)
+    spans = SpanOut(many=True, read_only=True)
+    assessments = serializers.SerializerMethodField()
+
+    class Meta(TraceOut.Meta):
+        fields = [*TraceOut.Meta.fields, "metadata", "spans", "assessments"]
+        read_only_fields = fields
+
+    @extend_schema_field(AssessmentOut(many=True))
+    def get_assessments(self, trace):
+        return AssessmentOut(self.context["assessments"], many=True).data
+
+
+class RevisionOut(serializers.ModelSerializer):
+    actor = serializers.CharField(source="actor_label", read_only=True)
+
+    class Meta:
+        model = Revision
+        fields = [
+            "id", "assessment_id", "related_assessment_id", "trace_id", "action", "channel", "actor",
+            "created_at", "before", "after",
+        ]
+        read_only_fields = fields

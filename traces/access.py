@@ -1,0 +1,109 @@
+"""Who is acting and what they may do in an experiment.
+
+Every entry point (pages, native API, MLflow protocol, OTLP, admin) turns its
+caller into an `Actor`; services and selectors ask the actor for its role.
+Roles, weakest first: viewer < reviewer < owner. An API key acts as `app`,
+which may read and write everything in the experiments it is scoped to.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
+
+from .models import ApiKey, Experiment, Membership
+
+VIEWER, REVIEWER, OWNER, APP = "viewer", "reviewer", "owner", "app"
+_RANK = {VIEWER: 1, REVIEWER: 2, OWNER: 3, APP: 3}
+
+
+@dataclass
+class Actor:
+    """The user, API key or end user behind a write, plus the channel it came through."""
+
+    user: object | None = None
+    api_key: ApiKey | None = None
+    end_user: str | None = None  # pseudonymous end-user id (public feedback tokens)
+    system: str | None = None  # management commands, background jobs
+    # experiment ids the key is scoped to; loaded once by the authentication class
+    key_experiment_ids: frozenset[int] = field(default_factory=frozenset)
+    _roles: dict[int, str | None] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def for_user(cls, user) -> Actor:
+        return cls(user=user)
+
+    @classmethod
+    def for_key(cls, api_key: ApiKey, experiment_ids=None) -> Actor:
+        if experiment_ids is None:
+            experiment_ids = api_key.experiments.values_list("pk", flat=True)
+        return cls(api_key=api_key, key_experiment_ids=frozenset(experiment_ids))
+
+    @classmethod
+    def for_system(cls, name: str) -> Actor:
+        return cls(system=name)
+
+    @property
+    def label(self) -> str:
+        """How the actor appears in histories."""
+        if self.user is not None:
+            return self.user.get_username()
+        if self.api_key is not None:
+            return f"key:{self.api_key.label or self.api_key.prefix}"
+        if self.end_user is not None:
+            return f"end-user:{self.end_user}"
+        return f"system:{self.system or 'unknown'}"
+
+    @property
+    def is_staff(self) -> bool:
+        return bool(self.user is not None and self.user.is_active and self.user.is_staff)
+
+    def role(self, experiment_id: int) -> str | None:
+        """This actor's role in the experiment, or None when it may not see it (one query per experiment, cached)."""
+        if experiment_id in self._roles:
+            return self._roles[experiment_id]
+        if self.system is not None:
+            role = OWNER
+        elif self.api_key is not None:
+            role = APP if experiment_id in self.key_experiment_ids else None
+        elif self.user is not None and self.user.is_authenticated and self.user.is_active:
+            if self.user.is_staff:
+                role = OWNER
+            else:
+                role = (
+                    Membership.objects.filter(user=self.user, experiment_id=experiment_id)
+                    .values_list("role", flat=True)
+                    .first()
+                )
+        else:
+            role = None
+        self._roles[experiment_id] = role
+        return role
+
+    def can(self, experiment_id: int, needed: str) -> bool:
+        role = self.role(experiment_id)
+        return role is not None and _RANK[role] >= _RANK[needed]
+
+    def require(self, experiment_id: int, needed: str) -> None:
+        """Raise PermissionDenied unless the actor has at least role `needed` in the experiment."""
+        if not self.can(experiment_id, needed):
+            raise PermissionDenied(f"You need the {needed} role in this experiment.")
+
+    def is_author_of(self, assessment) -> bool:
+        if self.user is not None:
+            return assessment.created_by_id == self.user.pk
+        if self.api_key is not None:
+            return assessment.created_by_key_id == self.api_key.pk
+        return False
+
+
+def visible_experiments(actor: Actor) -> QuerySet[Experiment]:
+    """The experiments the actor may read."""
+    if actor.system is not None or actor.is_staff:
+        return Experiment.objects.all()
+    if actor.api_key is not None:
+        return Experiment.objects.filter(pk__in=actor.key_experiment_ids)
+    if actor.user is not None and actor.user.is_authenticated:
+        return Experiment.objects.filter(memberships__user=actor.user)
+    return Experiment.objects.none()

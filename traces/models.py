@@ -1,0 +1,182 @@
+"""Experiments, their traces and spans, and who may see them (memberships, API keys)."""
+import hashlib
+import re
+import secrets
+import uuid
+
+from django.conf import settings
+from django.core.validators import RegexValidator
+from django.db import models
+from django.urls import reverse
+
+TRACE_ID_RE = re.compile(r"^tr-[0-9a-f]{32}$")
+SPAN_ID_RE = re.compile(r"^[0-9a-f]{16}$")
+
+validate_trace_id = RegexValidator(TRACE_ID_RE, "A trace id is 'tr-' followed by 32 lowercase hex digits.")
+validate_span_id = RegexValidator(SPAN_ID_RE, "A span id is 16 lowercase hex digits.")
+
+
+def new_trace_id() -> str:
+    return "tr-" + uuid.uuid4().hex
+
+
+class Experiment(models.Model):
+    """A container of traces (MLflow's experiment, Langfuse's project)."""
+
+    name = models.CharField(max_length=250, unique=True)
+    description = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+    def get_absolute_url(self):
+        return reverse("traces:trace_list", args=[self.pk])
+
+
+class Membership(models.Model):
+    """A user's role in one experiment; staff users see every experiment without one."""
+
+    class Role(models.TextChoices):
+        VIEWER = "viewer", "Viewer"
+        REVIEWER = "reviewer", "Reviewer"
+        OWNER = "owner", "Owner"
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.REVIEWER)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "experiment"], name="membership_unique_user_experiment")]
+
+    def __str__(self):
+        return f"{self.user} is {self.role} of {self.experiment}"
+
+
+class ApiKey(models.Model):
+    """A secret an app sends as `Authorization: Bearer <key>`.
+
+    Only the SHA-256 of the key is stored: keys are 256-bit random strings, so a
+    fast hash is enough (a slow password hash would cost every API request).
+    """
+
+    PREFIX = "fh_"
+
+    label = models.CharField(max_length=200, blank=True)
+    prefix = models.CharField(max_length=16, help_text="First characters of the key, to recognise it.")
+    key_hash = models.CharField(max_length=64, unique=True, editable=False)
+    experiments = models.ManyToManyField(Experiment, related_name="api_keys")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "API key"
+
+    def __str__(self):
+        return f"{self.label or 'key'} ({self.prefix}…)"
+
+    @staticmethod
+    def hash(raw_key: str) -> str:
+        return hashlib.sha256(raw_key.encode()).hexdigest()
+
+    @classmethod
+    def generate(cls) -> str:
+        return cls.PREFIX + secrets.token_urlsafe(32)
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None
+
+
+class Trace(models.Model):
+    """One request through a GenAI app; `trace_id` is `tr-` + the 128-bit OTel trace id in hex."""
+
+    class State(models.TextChoices):
+        OK = "OK"
+        ERROR = "ERROR"
+        IN_PROGRESS = "IN_PROGRESS"
+        UNSPECIFIED = "STATE_UNSPECIFIED"
+
+    trace_id = models.CharField(primary_key=True, max_length=35, validators=[validate_trace_id])
+    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="traces")
+    name = models.CharField(max_length=250, blank=True)
+    request_time = models.DateTimeField()
+    execution_time_ms = models.BigIntegerField(null=True, blank=True)
+    state = models.CharField(max_length=20, choices=State.choices, default=State.OK)
+    request_preview = models.TextField(blank=True)
+    response_preview = models.TextField(blank=True)
+    client_request_id = models.CharField(max_length=250, null=True, blank=True)
+    tags = models.JSONField(default=dict, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    session_id = models.CharField(max_length=250, blank=True)
+    user_id = models.CharField(max_length=250, blank=True)
+    span_count = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        indexes = [
+            # trace list and API search: newest first per experiment, keyset on (time, id)
+            models.Index(fields=["experiment", "-request_time", "trace_id"], name="trace_exp_time"),
+            # trace list sorted by duration
+            models.Index(fields=["experiment", "-execution_time_ms", "trace_id"], name="trace_exp_duration"),
+            # status filter
+            models.Index(fields=["experiment", "state", "-request_time"], name="trace_exp_state_time"),
+            # MLflow client_request_id lookups and idempotent retries
+            models.Index(fields=["client_request_id"], name="trace_client_request_id"),
+            models.Index(fields=["experiment", "session_id"], name="trace_exp_session"),
+        ]
+
+    def __str__(self):
+        return self.trace_id
+
+    def get_absolute_url(self):
+        return reverse("traces:trace_detail", args=[self.trace_id])
+
+
+class Span(models.Model):
+    """One step of a trace. Times are nanoseconds since the epoch, as OpenTelemetry sends them."""
+
+    class StatusCode(models.TextChoices):
+        UNSET = "UNSET"
+        OK = "OK"
+        ERROR = "ERROR"
+
+    trace = models.ForeignKey(Trace, on_delete=models.CASCADE, related_name="spans")
+    span_id = models.CharField(max_length=16, validators=[validate_span_id])
+    parent_span_id = models.CharField(max_length=16, null=True, blank=True)
+    name = models.CharField(max_length=250, blank=True)
+    span_type = models.CharField(max_length=50, default="UNKNOWN")
+    kind = models.CharField(max_length=30, blank=True)
+    start_time_ns = models.BigIntegerField()
+    end_time_ns = models.BigIntegerField(null=True, blank=True)
+    status_code = models.CharField(max_length=10, choices=StatusCode.choices, default=StatusCode.UNSET)
+    status_message = models.TextField(blank=True)
+    inputs = models.JSONField(null=True, blank=True)
+    outputs = models.JSONField(null=True, blank=True)
+    attributes = models.JSONField(default=dict, blank=True)
+    events = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["trace", "span_id"], name="span_unique_trace_span_id")]
+        indexes = [
+            # span.name / span.type filters
+            models.Index(fields=["name"], name="span_name"),
+            models.Index(fields=["span_type"], name="span_type"),
+        ]
+
+    def __str__(self):
+        return f"{self.name} ({self.span_id})"
+
+    @property
+    def duration_ms(self) -> float | None:
+        if self.end_time_ns is None:
+            return None
+        return (self.end_time_ns - self.start_time_ns) / 1e6

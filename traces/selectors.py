@@ -1,0 +1,213 @@
+"""Reads of experiments and traces, shaped for the pages and endpoints that use them."""
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from django.core.exceptions import ValidationError
+from django.db.models import Prefetch, Q, QuerySet
+from django.http import Http404
+
+from .access import Actor, visible_experiments
+from .models import Experiment, Span, Trace
+
+# Sort keys the list pages and the API accept: name → (column, descending).
+TRACE_ORDERINGS = {
+    "request_time DESC": ("request_time", True),
+    "request_time ASC": ("request_time", False),
+    "execution_time_ms DESC": ("execution_time_ms", True),
+    "execution_time_ms ASC": ("execution_time_ms", False),
+}
+DEFAULT_ORDERING = "request_time DESC"
+ORDERING_ALIASES = {
+    "timestamp_ms": "request_time", "timestamp": "request_time", "request_time": "request_time",
+    "execution_time_ms": "execution_time_ms", "execution_time": "execution_time_ms", "duration": "execution_time_ms",
+}
+LIST_DEFERRED = ("metadata",)
+
+
+def experiment_for(actor: Actor, experiment_id) -> Experiment:
+    """The experiment if the actor may see it; Http404 otherwise (existence is not leaked)."""
+    try:
+        experiment = Experiment.objects.get(pk=int(experiment_id))
+    except (Experiment.DoesNotExist, TypeError, ValueError):
+        raise Http404(f"Experiment {experiment_id} not found.") from None
+    if actor.role(experiment.pk) is None:
+        raise Http404(f"Experiment {experiment_id} not found.")
+    return experiment
+
+
+def trace_for(actor: Actor, trace_id: str, *, for_update: bool = False) -> Trace:
+    """A trace the actor may see (experiment loaded); Http404 otherwise."""
+    queryset = Trace.objects.select_related("experiment")
+    trace = queryset.filter(pk=trace_id).first()
+    if trace is None or actor.role(trace.experiment_id) is None:
+        raise Http404(f"Trace {trace_id} not found.")
+    return trace
+
+
+def trace_for_detail(actor: Actor, trace_id: str) -> Trace:
+    """A trace with its spans (start order) and assessments (creation order) prefetched.
+
+    Three queries whatever the size: the trace (with experiment), its spans, its
+    assessments (role lookups are cached on the actor).
+    """
+    from django.apps import apps
+
+    Assessment = apps.get_model("assessments", "Assessment")
+    trace = (
+        Trace.objects.select_related("experiment")
+        .prefetch_related(
+            Prefetch("spans", queryset=Span.objects.order_by("start_time_ns", "span_id")),
+            Prefetch("assessments", queryset=Assessment.objects.order_by("create_time", "assessment_id")),
+        )
+        .filter(pk=trace_id)
+        .first()
+    )
+    if trace is None or actor.role(trace.experiment_id) is None:
+        raise Http404(f"Trace {trace_id} not found.")
+    return trace
+
+
+def _epoch_ms_or_iso(value: str, field: str) -> datetime:
+    value = value.strip()
+    try:
+        return datetime.fromtimestamp(int(value) / 1000, tz=timezone.utc)
+    except ValueError:
+        pass
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValidationError({field: "must be epoch milliseconds or an ISO 8601 time"}) from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+def parse_ordering(text: str | None) -> str:
+    """Normalise `timestamp_ms DESC`, `-duration`, `execution_time_ms` … to a TRACE_ORDERINGS key."""
+    if not text:
+        return DEFAULT_ORDERING
+    text = text.strip()
+    descending = None
+    if text.startswith("-"):
+        text, descending = text[1:], True
+    parts = text.split()
+    column = ORDERING_ALIASES.get(parts[0].removeprefix("trace.").removeprefix("attributes.").lower()) if parts else None
+    if column is None or len(parts) > 2:
+        raise ValidationError({"order_by": f"cannot sort by {text!r}; use request_time or execution_time_ms, ASC or DESC"})
+    if len(parts) == 2:
+        if parts[1].upper() not in ("ASC", "DESC"):
+            raise ValidationError({"order_by": f"{parts[1]!r} is not ASC or DESC"})
+        descending = parts[1].upper() == "DESC"
+    if descending is None:
+        descending = True
+    return f"{column} {'DESC' if descending else 'ASC'}"
+
+
+def search_traces(
+    actor: Actor,
+    *,
+    experiment_ids=None,
+    filter_text: str | None = None,
+    status: str | None = None,
+    start_time: str | None = None,
+    end_time: str | None = None,
+) -> QuerySet[Trace]:
+    """Traces the actor may see, narrowed by experiment, the filter language, status and time range.
+
+    Raises ValidationError for bad parameters and traces.filters.FilterError for a bad filter.
+    """
+    from .filters import filter_traces
+
+    queryset = Trace.objects.defer(*LIST_DEFERRED)
+    visible = visible_experiments(actor)
+    if experiment_ids:
+        ids = []
+        for raw in experiment_ids:
+            try:
+                ids.append(int(raw))
+            except (TypeError, ValueError):
+                raise ValidationError({"experiment_id": f"{raw!r} is not an experiment id"}) from None
+        allowed = [pk for pk in ids if actor.role(pk) is not None]
+        queryset = queryset.filter(experiment_id__in=allowed)
+    elif actor.system is None and not actor.is_staff:
+        queryset = queryset.filter(experiment__in=visible)
+    if status:
+        if status not in Trace.State.values:
+            raise ValidationError({"status": f"must be one of {', '.join(Trace.State.values)}"})
+        queryset = queryset.filter(state=status)
+    if start_time:
+        queryset = queryset.filter(request_time__gte=_epoch_ms_or_iso(start_time, "start_time"))
+    if end_time:
+        queryset = queryset.filter(request_time__lt=_epoch_ms_or_iso(end_time, "end_time"))
+    return filter_traces(queryset, filter_text)
+
+
+@dataclass
+class Page:
+    items: list
+    next_token: str | None
+
+
+def encode_token(payload: dict) -> str:
+    return base64.urlsafe_b64encode(json.dumps(payload, separators=(",", ":")).encode()).decode()
+
+
+def decode_token(token: str, field: str = "page_token") -> dict:
+    try:
+        payload = json.loads(base64.urlsafe_b64decode(token.encode() + b"=" * (-len(token) % 4)))
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        raise ValidationError({field: "is not a page token this server issued"}) from None
+    if not isinstance(payload, dict):
+        raise ValidationError({field: "is not a page token this server issued"})
+    return payload
+
+
+def keyset_page(queryset: QuerySet[Trace], *, ordering: str, page_token: str | None, page_size: int) -> Page:
+    """One page of traces in `ordering`, continuing after `page_token` (keyset: no OFFSET scans).
+
+    Ties on the sort column are broken by trace_id ascending. Traces without a
+    duration sort as 0 ms.
+    """
+    column, descending = TRACE_ORDERINGS[ordering]
+    order = [f"-{column}" if descending else column, "trace_id"]
+    if page_token:
+        token = decode_token(page_token)
+        if token.get("o") != ordering or "id" not in token or "v" not in token:
+            raise ValidationError({"page_token": "does not belong to this ordering"})
+        last_value = token["v"]
+        if column == "request_time":
+            try:
+                last_value = datetime.fromisoformat(last_value)
+            except (TypeError, ValueError):
+                raise ValidationError({"page_token": "is not a page token this server issued"}) from None
+        elif last_value is not None and not isinstance(last_value, int):
+            raise ValidationError({"page_token": "is not a page token this server issued"})
+        beyond = "lt" if descending else "gt"
+        if last_value is None:
+            # Only durations can be null; nulls sort last when descending and first when ascending.
+            after = Q(**{f"{column}__isnull": True, "trace_id__gt": token["id"]})
+            if not descending:
+                after |= Q(**{f"{column}__isnull": False})
+        else:
+            after = Q(**{f"{column}__{beyond}": last_value}) | Q(**{column: last_value, "trace_id__gt": token["id"]})
+            if descending and column == "execution_time_ms":
+                after |= Q(execution_time_ms__isnull=True)
+        queryset = queryset.filter(after)
+    if column == "execution_time_ms":
+        from django.db.models import F
+
+        field = F(column)
+        order = [field.desc(nulls_last=True) if descending else field.asc(nulls_first=True), "trace_id"]
+    rows = list(queryset.order_by(*order)[: page_size + 1])
+    next_token = None
+    if len(rows) > page_size:
+        rows = rows[:page_size]
+        last = rows[-1]
+        value = getattr(last, column)
+        next_token = encode_token(
+            {"o": ordering, "v": value.isoformat() if isinstance(value, datetime) else value, "id": last.trace_id}
+        )
+    return Page(items=rows, next_token=next_token)

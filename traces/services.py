@@ -1,0 +1,281 @@
+"""Writes to experiments, traces and spans. The only code that creates or changes them."""
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterable
+from datetime import datetime, timezone
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+
+from .access import OWNER, REVIEWER, Actor
+from .models import TRACE_ID_RE, SPAN_ID_RE, Experiment, Span, Trace, new_trace_id
+
+logger = logging.getLogger(__name__)
+
+PREVIEW_CHARS = 1000
+SPAN_FIELDS = [
+    "parent_span_id", "name", "span_type", "kind", "start_time_ns", "end_time_ns",
+    "status_code", "status_message", "inputs", "outputs", "attributes", "events",
+]
+TRACE_FIELDS = [
+    "name", "request_time", "execution_time_ms", "state", "request_preview", "response_preview",
+    "client_request_id",
+]
+
+# Called inside the ingest transaction with (trace, actor, channel) when a trace id is first
+# stored. The assessments app registers the hook that attaches feedback which arrived early.
+trace_created_hooks: list[Callable[[Trace, Actor, str], None]] = []
+
+
+class Conflict(Exception):
+    """The request clashes with the stored state (answered with 409)."""
+
+    http_status = 409
+
+
+def create_experiment(*, name: str, actor: Actor, description: str = "") -> Experiment:
+    """Create an experiment; the creating user becomes its owner, the creating key gets access.
+
+    Raises ValidationError for a bad name and Conflict when the name is taken.
+    """
+    name = (name or "").strip()
+    if not name:
+        raise ValidationError({"name": "An experiment needs a name."})
+    if len(name) > 250:
+        raise ValidationError({"name": "The name is longer than 250 characters."})
+    with transaction.atomic():
+        if Experiment.objects.filter(name=name).exists():
+            raise Conflict(f"An experiment named {name!r} already exists.")
+        experiment = Experiment.objects.create(name=name, description=description)
+        if actor.user is not None and not actor.user.is_staff:
+            experiment.memberships.create(user=actor.user, role=OWNER)
+        if actor.api_key is not None:
+            actor.api_key.experiments.add(experiment)
+            actor.key_experiment_ids = actor.key_experiment_ids | {experiment.pk}
+            actor._roles.pop(experiment.pk, None)
+    return experiment
+
+
+def preview(value, limit: int = PREVIEW_CHARS) -> str:
+    """A one-line text preview of a JSON value (strings without their quotes)."""
+    if value is None:
+        return ""
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+    return text[:limit]
+
+
+def _clean_span(raw: dict, index: int) -> dict:
+    errors = {}
+    span_id = raw.get("span_id")
+    if not isinstance(span_id, str) or not SPAN_ID_RE.match(span_id):
+        errors["span_id"] = "must be 16 lowercase hex digits"
+    parent = raw.get("parent_span_id") or None
+    if parent is not None and (not isinstance(parent, str) or not SPAN_ID_RE.match(parent)):
+        errors["parent_span_id"] = "must be 16 lowercase hex digits or null"
+    start, end = raw.get("start_time_ns"), raw.get("end_time_ns")
+    if not isinstance(start, int) or isinstance(start, bool) or start < 0:
+        errors["start_time_ns"] = "must be a non-negative integer (nanoseconds since the epoch)"
+    if end is not None and (not isinstance(end, int) or isinstance(end, bool) or end < 0):
+        errors["end_time_ns"] = "must be a non-negative integer or null"
+    elif end is not None and isinstance(start, int) and end < start:
+        errors["end_time_ns"] = "is before start_time_ns"
+    status = raw.get("status_code") or Span.StatusCode.UNSET
+    if status not in Span.StatusCode.values:
+        errors["status_code"] = f"must be one of {', '.join(Span.StatusCode.values)}"
+    name = raw.get("name") or ""
+    if len(name) > 250:
+        errors["name"] = "is longer than 250 characters"
+    if errors:
+        raise ValidationError({f"spans[{index}].{key}": message for key, message in errors.items()})
+    return {
+        "span_id": span_id,
+        "parent_span_id": parent,
+        "name": name,
+        "span_type": (raw.get("span_type") or "UNKNOWN")[:50],
+        "kind": (raw.get("kind") or "")[:30],
+        "start_time_ns": start,
+        "end_time_ns": end,
+        "status_code": status,
+        "status_message": raw.get("status_message") or "",
+        "inputs": raw.get("inputs"),
+        "outputs": raw.get("outputs"),
+        "attributes": raw.get("attributes") or {},
+        "events": raw.get("events") or [],
+    }
+
+
+def _root(spans: list[dict]) -> dict | None:
+    """The span without a parent (exports may deliver children before their root)."""
+    roots = [span for span in spans if not span["parent_span_id"]]
+    return min(roots, key=lambda span: span["start_time_ns"]) if roots else None
+
+
+def _derived_from_root(root: dict) -> dict:
+    """Trace fields a root span implies, used where the caller did not give them."""
+    derived = {
+        "name": root["name"],
+        "request_time": datetime.fromtimestamp(root["start_time_ns"] / 1e9, tz=timezone.utc),
+        "request_preview": preview(root["inputs"]),
+        "response_preview": preview(root["outputs"]),
+        "state": Trace.State.ERROR if root["status_code"] == Span.StatusCode.ERROR else Trace.State.OK,
+    }
+    if root["end_time_ns"] is not None:
+        derived["execution_time_ms"] = (root["end_time_ns"] - root["start_time_ns"]) // 1_000_000
+    return derived
+
+
+def _string_map(value, field: str) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ValidationError({field: "must be an object of string keys to string values"})
+    if len(value) > settings.FEEDBACKHUB_MAX_METADATA_ENTRIES:
+        raise ValidationError({field: f"has more than {settings.FEEDBACKHUB_MAX_METADATA_ENTRIES} entries"})
+    bad = [key for key, item in value.items() if not isinstance(key, str) or not isinstance(item, str)]
+    if bad:
+        raise ValidationError({field: f"values must be strings (key {bad[0]!r})"})
+    return value
+
+
+def ingest_trace(
+    *,
+    experiment: Experiment,
+    actor: Actor,
+    channel: str,
+    trace_id: str | None = None,
+    spans: Iterable[dict] = (),
+    tags: dict | None = None,
+    metadata: dict | None = None,
+    **fields,
+) -> tuple[Trace, bool]:
+    """Store a trace and its spans; posting the same trace_id again merges into the stored one.
+
+    `fields` are Trace columns (TRACE_FIELDS); the ones not given are derived from the
+    root span. Spans are upserted in one statement keyed on (trace, span_id), so a
+    repeated or partial export never duplicates them; tags and metadata are merged.
+    Returns (trace, created). Raises ValidationError for bad input, PermissionDenied
+    when the actor may not write to the experiment and Conflict when the trace id
+    belongs to another experiment.
+    """
+    actor.require(experiment.pk, REVIEWER)
+    unknown = set(fields) - set(TRACE_FIELDS)
+    if unknown:
+        raise TypeError(f"unknown trace fields: {sorted(unknown)}")
+    trace_id = trace_id or new_trace_id()
+    if not isinstance(trace_id, str) or not TRACE_ID_RE.match(trace_id):
+        raise ValidationError({"trace_id": "must be 'tr-' followed by 32 lowercase hex digits"})
+    tags = _string_map(tags, "tags")
+    metadata = _string_map(metadata, "metadata")
+    spans = [_clean_span(raw, index) for index, raw in enumerate(spans)]
+    if len(spans) > settings.FEEDBACKHUB_MAX_SPANS_PER_TRACE:
+        raise ValidationError({"spans": f"has more than {settings.FEEDBACKHUB_MAX_SPANS_PER_TRACE} spans"})
+    if len({span["span_id"] for span in spans}) != len(spans):
+        raise ValidationError({"spans": "contains the same span_id twice"})
+    for key in ("name", "client_request_id"):
+        if fields.get(key) and len(fields[key]) > 250:
+            raise ValidationError({key: "is longer than 250 characters"})
+    if fields.get("state") and fields["state"] not in Trace.State.values:
+        raise ValidationError({"state": f"must be one of {', '.join(Trace.State.values)}"})
+
+    root = _root(spans)
+    if root:
+        derived = _derived_from_root(root)
+    elif spans:
+        # Children without their root: only the time is known; the root fills the rest later.
+        first = min(span["start_time_ns"] for span in spans)
+        derived = {"request_time": datetime.fromtimestamp(first / 1e9, tz=timezone.utc), "state": Trace.State.IN_PROGRESS}
+    else:
+        derived = {}
+    given = {key: value for key, value in fields.items() if value is not None}
+
+    with transaction.atomic():
+        trace = Trace.objects.select_for_update().filter(pk=trace_id).first()
+        created = trace is None
+        if created:
+            values = {**derived, **given}
+            values.setdefault("request_time", datetime.now(timezone.utc))
+            trace = Trace(trace_id=trace_id, experiment=experiment, tags=tags, metadata=metadata, **values)
+            _lift_ids(trace)
+            try:
+                with transaction.atomic():
+                    trace.save(force_insert=True)
+            except IntegrityError:
+                # A concurrent request stored the same trace id first: merge into it.
+                trace = Trace.objects.select_for_update().get(pk=trace_id)
+                created = False
+        if not created:
+            if trace.experiment_id != experiment.pk:
+                raise Conflict(f"Trace {trace_id} belongs to another experiment.")
+            _merge(trace, derived, given, tags, metadata)
+        if spans:
+            Span.objects.bulk_create(
+                [Span(trace_id=trace_id, **span) for span in spans],
+                update_conflicts=True,
+                unique_fields=["trace", "span_id"],
+                update_fields=SPAN_FIELDS,
+                batch_size=500,
+            )
+            trace.span_count = Span.objects.filter(trace_id=trace_id).count()
+            trace.save(update_fields=["span_count", "updated_at"])
+        if created:
+            for hook in trace_created_hooks:
+                hook(trace, actor, channel)
+    return trace, created
+
+
+def _lift_ids(trace: Trace) -> None:
+    """Copy session and user ids out of metadata into their indexed columns."""
+    trace.session_id = (trace.metadata.get("mlflow.trace.session") or trace.metadata.get("session_id") or "")[:250]
+    trace.user_id = (trace.metadata.get("mlflow.trace.user") or trace.metadata.get("user_id") or "")[:250]
+
+
+def _merge(trace: Trace, derived: dict, given: dict, tags: dict, metadata: dict) -> None:
+    """Fold a repeated export into the stored trace: explicit fields win, then root-span facts."""
+    changed = {"updated_at"}
+    for key, value in {**derived, **given}.items():
+        if key not in given:
+            # Facts derived from spans only fill gaps; explicit trace info is not overwritten by them.
+            current = getattr(trace, key)
+            if key == "request_time":
+                value = min(current, value)
+            elif current not in (None, "", Trace.State.IN_PROGRESS):
+                continue
+        if getattr(trace, key) != value:
+            setattr(trace, key, value)
+            changed.add(key)
+    if tags and {**trace.tags, **tags} != trace.tags:
+        trace.tags = {**trace.tags, **tags}
+        changed.add("tags")
+    if metadata and {**trace.metadata, **metadata} != trace.metadata:
+        trace.metadata = {**trace.metadata, **metadata}
+        _lift_ids(trace)
+        changed |= {"metadata", "session_id", "user_id"}
+    trace.save(update_fields=sorted(changed))
+
+
+def set_trace_tag(*, trace: Trace, key: str, value: str, actor: Actor) -> Trace:
+    """Set one tag on a trace. Raises ValidationError for a bad key or value."""
+    actor.require(trace.experiment_id, REVIEWER)
+    if not isinstance(key, str) or not key or len(key) > 250:
+        raise ValidationError({"key": "must be a non-empty string of at most 250 characters"})
+    if not isinstance(value, str):
+        raise ValidationError({"value": "must be a string"})
+    with transaction.atomic():
+        trace = Trace.objects.select_for_update().get(pk=trace.pk)
+        trace.tags = {**trace.tags, key: value}
+        trace.save(update_fields=["tags", "updated_at"])
+    return trace
+
+
+def delete_trace_tag(*, trace: Trace, key: str, actor: Actor) -> Trace:
+    """Remove one tag from a trace (missing keys are ignored)."""
+    actor.require(trace.experiment_id, REVIEWER)
+    with transaction.atomic():
+        trace = Trace.objects.select_for_update().get(pk=trace.pk)
+        if key in trace.tags:
+            trace.tags = {k: v for k, v in trace.tags.items() if k != key}
+            trace.save(update_fields=["tags", "updated_at"])
+    return trace
