@@ -4,6 +4,7 @@ Each write is one small APIView: parse with an `*Input` serializer, call the
 service, present with `AssessmentOut`. Optimistic concurrency: responses carry
 `ETag: "<version>"`; PATCH/DELETE honour `If-Match` (412 when stale).
 """
+from django.http import Http404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
@@ -11,6 +12,7 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from feedbackhub.api import errors
 from traces import selectors as trace_selectors
 from traces.authentication import request_actor
 
@@ -28,12 +30,26 @@ from .serializers import (
 
 IDEMPOTENCY_HEADER = OpenApiParameter(
     "Idempotency-Key", OpenApiTypes.STR, OpenApiParameter.HEADER,
-    description="A retried request with the same key returns the original result and writes nothing.",
+    description="A retried request with the same key returns the original result (200) and writes nothing.",
 )
 IF_MATCH_HEADER = OpenApiParameter(
     "If-Match", OpenApiTypes.STR, OpenApiParameter.HEADER,
     description='The ETag ("<version>") you read; a stale one answers 412.',
 )
+TRACE_ID_PARAM = OpenApiParameter("trace_id", OpenApiTypes.STR, OpenApiParameter.PATH,
+                                  description="'tr-' + 32 lowercase hex digits")
+ASSESSMENT_ID_PARAM = OpenApiParameter("assessment_id", OpenApiTypes.STR, OpenApiParameter.PATH,
+                                       description="'a-' + 32 lowercase hex digits")
+MAX_ID_LENGTH = 50
+# Fields of an assessment that no PATCH can change (clients often send back what they read).
+IMMUTABLE_FIELDS = ("assessment_id", "trace_id", "span_id", "kind", "source", "overrides", "valid")
+
+
+def checked_id(value: str, what: str) -> str:
+    """A path id that cannot name a row answers 404 before it reaches the database."""
+    if len(value) > MAX_ID_LENGTH or "\x00" in value:
+        raise Http404(f"{what} not found.")
+    return value
 
 
 def with_etag(response: Response, assessment) -> Response:
@@ -63,9 +79,11 @@ def default_source_id(actor) -> str:
 
 
 class TraceDetailApi(APIView):
-    @extend_schema(responses=TraceDetailOut)
+    @extend_schema(operation_id="traces_get", tags=["traces"], parameters=[TRACE_ID_PARAM],
+                   description="The trace with its spans (by start time) and all its assessments (oldest first).",
+                   responses={200: TraceDetailOut, **errors(404)})
     def get(self, request, trace_id):
-        trace = trace_selectors.trace_for_detail(request_actor(request), trace_id)
+        trace = trace_selectors.trace_for_detail(request_actor(request), checked_id(trace_id, "Trace"))
         context = {"assessments": selectors.assessments_for_trace(trace)}
         return Response(TraceDetailOut(trace, context=context).data)
 
@@ -76,7 +94,7 @@ class _CreateApi(APIView):
 
     def post(self, request, trace_id):
         actor = request_actor(request)
-        trace = trace_selectors.trace_for(actor, trace_id)
+        trace = trace_selectors.trace_for(actor, checked_id(trace_id, "Trace"))
         data = self.input_class(data=request.data)
         data.is_valid(raise_exception=True)
         fields = dict(data.validated_data)
@@ -91,9 +109,18 @@ class _CreateApi(APIView):
         return with_etag(response, assessment)
 
 
+CREATE_RESPONSES = {
+    201: AssessmentOut,
+    200: OpenApiResponse(AssessmentOut, description="Replayed: the Idempotency-Key was used before"),
+    **errors(400, 403, 404, 409, 413),
+}
+
+
 class FeedbackCreateApi(_CreateApi):
-    @extend_schema(request=FeedbackInput, parameters=[IDEMPOTENCY_HEADER],
-                   responses={201: AssessmentOut, 200: OpenApiResponse(AssessmentOut, description="Replayed")})
+    @extend_schema(operation_id="feedback_create", tags=["assessments"], request=FeedbackInput,
+                   parameters=[TRACE_ID_PARAM, IDEMPOTENCY_HEADER], responses=CREATE_RESPONSES,
+                   description="Log feedback on the trace (or one of its spans, `span_id`): a `value` of any JSON "
+                   "type, or an `error` when the rater failed. `source` defaults to HUMAN and the caller.")
     def post(self, request, trace_id):
         return super().post(request, trace_id)
 
@@ -102,31 +129,49 @@ class ExpectationCreateApi(_CreateApi):
     input_class = ExpectationInput
     service = staticmethod(services.log_expectation)
 
-    @extend_schema(request=ExpectationInput, parameters=[IDEMPOTENCY_HEADER],
-                   responses={201: AssessmentOut, 200: OpenApiResponse(AssessmentOut, description="Replayed")})
+    @extend_schema(operation_id="expectations_create", tags=["assessments"], request=ExpectationInput,
+                   parameters=[TRACE_ID_PARAM, IDEMPOTENCY_HEADER], responses=CREATE_RESPONSES,
+                   description="Log an expectation (ground truth) on the trace; same shape as feedback, no error.")
     def post(self, request, trace_id):
         return super().post(request, trace_id)
 
 
 class TraceAssessmentListApi(APIView):
-    @extend_schema(responses=AssessmentOut(many=True))
+    @extend_schema(operation_id="trace_assessments_list", tags=["assessments"], parameters=[TRACE_ID_PARAM],
+                   description="All assessments of the trace, valid and overridden, oldest first.",
+                   responses={200: AssessmentOut(many=True), **errors(404)})
     def get(self, request, trace_id):
-        trace = trace_selectors.trace_for_detail(request_actor(request), trace_id)
+        trace = trace_selectors.trace_for_detail(request_actor(request), checked_id(trace_id, "Trace"))
         return Response(AssessmentOut(selectors.assessments_for_trace(trace), many=True).data)
 
 
 class AssessmentDetailApi(APIView):
-    @extend_schema(responses=AssessmentOut)
+    @extend_schema(operation_id="assessments_get", tags=["assessments"], parameters=[ASSESSMENT_ID_PARAM],
+                   responses={200: AssessmentOut, **errors(404)})
     def get(self, request, assessment_id):
-        assessment = selectors.assessment_for(request_actor(request), assessment_id)
+        assessment = selectors.assessment_for(request_actor(request), checked_id(assessment_id, "Assessment"))
         return with_etag(Response(AssessmentOut(assessment).data), assessment)
 
-    @extend_schema(request=AssessmentUpdateInput, parameters=[IF_MATCH_HEADER], responses=AssessmentOut)
+    @extend_schema(
+        operation_id="assessments_update", tags=["assessments"], request=AssessmentUpdateInput,
+        parameters=[ASSESSMENT_ID_PARAM, IF_MATCH_HEADER],
+        description="Change name, value, error, rationale and/or metadata. Source, span and kind cannot change "
+        "(sending them back unchanged is fine). Reviewers may change only their own assessments.",
+        responses={200: AssessmentOut, **errors(400, 403, 404, 412, 413)},
+    )
     def patch(self, request, assessment_id):
         actor = request_actor(request)
-        assessment = selectors.assessment_for(actor, assessment_id)
+        assessment = selectors.assessment_for(actor, checked_id(assessment_id, "Assessment"))
         data = AssessmentUpdateInput(data=request.data, partial=True)
         data.is_valid(raise_exception=True)
+        current = AssessmentOut(assessment).data
+        fixed = {
+            field: [f"cannot be changed (it is {current[field]!r})"]
+            for field in IMMUTABLE_FIELDS
+            if field in request.data and request.data[field] != current[field]
+        }
+        if fixed:
+            raise ValidationError(fixed)
         updated = services.update_assessment(
             assessment=assessment, actor=actor, channel="api", expected_version=if_match_version(request),
             **data.validated_data,
@@ -134,10 +179,13 @@ class AssessmentDetailApi(APIView):
         updated.overridden_by_id = assessment.overridden_by_id
         return with_etag(Response(AssessmentOut(updated).data), updated)
 
-    @extend_schema(parameters=[IF_MATCH_HEADER], responses={204: None})
+    @extend_schema(operation_id="assessments_delete", tags=["assessments"],
+                   parameters=[ASSESSMENT_ID_PARAM, IF_MATCH_HEADER],
+                   description="Delete the assessment; if it overrode another, that one becomes valid again.",
+                   responses={204: OpenApiResponse(description="Deleted"), **errors(400, 403, 404, 412)})
     def delete(self, request, assessment_id):
         actor = request_actor(request)
-        assessment = selectors.assessment_for(actor, assessment_id)
+        assessment = selectors.assessment_for(actor, checked_id(assessment_id, "Assessment"))
         expected = if_match_version(request)
         if expected is not None and expected != assessment.version:
             raise services.StaleVersion(assessment)
@@ -146,10 +194,14 @@ class AssessmentDetailApi(APIView):
 
 
 class AssessmentOverrideApi(APIView):
-    @extend_schema(request=OverrideInput, responses={201: AssessmentOut})
+    @extend_schema(operation_id="assessments_override", tags=["assessments"], request=OverrideInput,
+                   parameters=[ASSESSMENT_ID_PARAM],
+                   description="Replace a feedback with a corrected one: 201 with the new assessment; the old one "
+                   "stays, with `valid: false`. 409 for an expectation or an already overridden feedback.",
+                   responses={201: AssessmentOut, **errors(400, 403, 404, 409, 413)})
     def post(self, request, assessment_id):
         actor = request_actor(request)
-        assessment = selectors.assessment_for(actor, assessment_id)
+        assessment = selectors.assessment_for(actor, checked_id(assessment_id, "Assessment"))
         data = OverrideInput(data=request.data)
         data.is_valid(raise_exception=True)
         fields = dict(data.validated_data)
@@ -161,7 +213,9 @@ class AssessmentOverrideApi(APIView):
 
 
 class AssessmentHistoryApi(APIView):
-    @extend_schema(responses=RevisionOut(many=True))
+    @extend_schema(operation_id="assessments_history", tags=["assessments"], parameters=[ASSESSMENT_ID_PARAM],
+                   description="Every revision of the assessment, oldest first; still readable after a delete.",
+                   responses={200: RevisionOut(many=True), **errors(404)})
     def get(self, request, assessment_id):
-        revisions = selectors.history_visible_to(request_actor(request), assessment_id)
+        revisions = selectors.history_visible_to(request_actor(request), checked_id(assessment_id, "Assessment"))
         return Response(RevisionOut(revisions, many=True).data)

@@ -19,8 +19,12 @@ def numeric_projection(value) -> float | None:
     """The value as a float for filters and aggregates: numbers as is, booleans 1/0, else None."""
     if isinstance(value, bool):
         return 1.0 if value else 0.0
-    if isinstance(value, (int, float)) and math.isfinite(value):
-        return float(value)
+    if isinstance(value, (int, float)):
+        try:
+            number = float(value)
+        except OverflowError:  # an integer beyond float range has no projection
+            return None
+        return number if math.isfinite(number) else None
     return None
 
 

@@ -1,6 +1,8 @@
 """Reads of assessments and their history, shaped for the panel and the API."""
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 from django.db.models import OuterRef, Q, QuerySet, Subquery
 from django.http import Http404
 
@@ -52,3 +54,249 @@ def history_visible_to(actor: Actor, assessment_id: str) -> QuerySet[Revision]:
     if first is None or first.experiment_id is None or actor.role(first.experiment_id) is None:
         raise Http404(f"Assessment {assessment_id} not found.")
     return history_for(assessment_id)
+
+
+# --- reviewer pages: summaries, names, the panel ---------------------------------------------
+
+MAIN_BOOLEAN_NAME = "user_satisfaction"
+# JSON true / false (not the numbers 1 / 0): works as jsonb equality on PostgreSQL and as
+# JSON text equality on SQLite. numeric_value narrows through the assessment_exp_name index first.
+IS_BOOLEAN = Q(numeric_value__in=[0.0, 1.0]) & (Q(value=True) | Q(value=False))
+
+
+def _pick_main_name(counts: dict[str, int]) -> str | None:
+    """user_satisfaction when present, else the most used boolean feedback name."""
+    if not counts:
+        return None
+    if MAIN_BOOLEAN_NAME in counts:
+        return MAIN_BOOLEAN_NAME
+    return max(sorted(counts), key=lambda name: counts[name])
+
+
+def feedback_stats_by_experiment(experiment_ids) -> dict[int, dict]:
+    """{experiment_id: {"feedback_count", "main_name", "rated", "up_rate"}} for the home page.
+
+    One grouped query over valid feedback (index assessment_exp_name): per experiment the
+    number of valid feedback, its main boolean feedback name and that name's thumbs-up rate.
+    """
+    from django.db.models import Count
+
+    rows = (
+        Assessment.objects.filter(experiment_id__in=list(experiment_ids), kind=Assessment.Kind.FEEDBACK, valid=True)
+        .order_by()
+        .values("experiment_id", "name")
+        .annotate(n=Count("pk"), booleans=Count("pk", filter=IS_BOOLEAN), ups=Count("pk", filter=Q(value=True)))
+    )
+    per_experiment: dict[int, dict] = {}
+    for row in rows:
+        stats = per_experiment.setdefault(row["experiment_id"], {"feedback_count": 0, "_bool": {}, "_ups": {}})
+        stats["feedback_count"] += row["n"]
+        if row["booleans"]:
+            stats["_bool"][row["name"]] = row["booleans"]
+            stats["_ups"][row["name"]] = row["ups"]
+    for stats in per_experiment.values():
+        booleans, ups = stats.pop("_bool"), stats.pop("_ups")
+        name = _pick_main_name(booleans)
+        stats["main_name"] = name
+        stats["rated"] = booleans.get(name, 0)
+        stats["up_rate"] = ups[name] / booleans[name] if name is not None else None
+    return per_experiment
+
+
+def main_boolean_name(experiment_id: int, assessments: list[Assessment] | None = None) -> str:
+    """The feedback name that thumbs up / down (keys u / d) rate on a trace of the experiment.
+
+    user_satisfaction if the trace (from the preloaded `assessments`) or the experiment uses it
+    as a boolean, else the boolean name used most; user_satisfaction when nothing is known yet.
+    Asks the database (one grouped query) only when the trace has no boolean feedback.
+    """
+    from django.db.models import Count
+
+    counts: dict[str, int] = {}
+    for assessment in assessments or ():
+        if assessment.kind == Assessment.Kind.FEEDBACK and isinstance(assessment.value, bool):
+            counts[assessment.name] = counts.get(assessment.name, 0) + 1
+    if not counts:
+        rows = (
+            Assessment.objects.filter(experiment_id=experiment_id, kind=Assessment.Kind.FEEDBACK, valid=True)
+            .filter(IS_BOOLEAN)
+            .order_by()
+            .values("name")
+            .annotate(n=Count("pk"))
+        )
+        counts = {row["name"]: row["n"] for row in rows}
+    return _pick_main_name(counts) or MAIN_BOOLEAN_NAME
+
+
+def assessment_names(experiment_id: int, kind: str) -> list[str]:
+    """Names of assessments of `kind` used in the experiment, for the form's suggestions (one query)."""
+    return list(
+        Assessment.objects.filter(experiment_id=experiment_id, kind=kind)
+        .order_by("name")
+        .values_list("name", flat=True)
+        .distinct()[:200]
+    )
+
+
+def span_names(trace_id: str, span_ids) -> dict[str, str]:
+    """{span_id: name} for the given spans of a trace (one query; none when no ids)."""
+    from traces.models import Span
+
+    span_ids = {span_id for span_id in span_ids if span_id}
+    if not span_ids:
+        return {}
+    return dict(Span.objects.filter(trace_id=trace_id, span_id__in=span_ids).values_list("span_id", "name"))
+
+
+@dataclass
+class Chip:
+    """One compact summary of a trace's valid feedback under one name (trace list, header)."""
+
+    name: str
+    kind: str  # thumbs, number, label, json, error
+    count: int = 0
+    up: int = 0
+    down: int = 0
+    total: float = 0.0
+    labels: dict = field(default_factory=dict)
+
+    @property
+    def average(self) -> float | None:
+        return self.total / self.count if self.kind == "number" and self.count else None
+
+    @property
+    def top_labels(self) -> list[tuple[str, int]]:
+        return sorted(self.labels.items(), key=lambda item: (-item[1], item[0]))[:2]
+
+    @property
+    def more_labels(self) -> int:
+        return max(len(self.labels) - 2, 0)
+
+
+_CHIP_ORDER = {"thumbs": 0, "number": 1, "label": 2, "json": 3, "error": 4}
+
+
+def summarize_feedback(rows) -> list[Chip]:
+    """Chips from (name, value, error) triples of valid feedback: thumbs counts for booleans,
+    the average for numbers, label counts for strings. No queries."""
+    chips: dict[tuple[str, str], Chip] = {}
+    for name, value, error in rows:
+        if isinstance(value, bool):
+            kind = "thumbs"
+        elif isinstance(value, (int, float)):
+            kind = "number"
+        elif isinstance(value, str):
+            kind = "label"
+        elif value is None:
+            kind = "error" if error else "json"
+        else:
+            kind = "json"
+        chip = chips.setdefault((name, kind), Chip(name=name, kind=kind))
+        chip.count += 1
+        if kind == "thumbs":
+            if value:
+                chip.up += 1
+            else:
+                chip.down += 1
+        elif kind == "number":
+            chip.total += value
+        elif kind == "label":
+            chip.labels[value[:40]] = chip.labels.get(value[:40], 0) + 1
+    return sorted(
+        chips.values(),
+        key=lambda chip: (_CHIP_ORDER[chip.kind], chip.name != MAIN_BOOLEAN_NAME, chip.name),
+    )
+
+
+def feedback_chips_for_traces(trace_ids) -> dict[str, list[Chip]]:
+    """{trace_id: [Chip]} for a page of traces, in one query over their valid feedback."""
+    trace_ids = list(trace_ids)
+    if not trace_ids:
+        return {}
+    rows: dict[str, list] = {}
+    for trace_id, name, value, error in (
+        Assessment.objects.filter(trace_id__in=trace_ids, kind=Assessment.Kind.FEEDBACK, valid=True)
+        .order_by()
+        .values_list("trace_id", "name", "value", "error")
+    ):
+        rows.setdefault(trace_id, []).append((name, value, error))
+    return {trace_id: summarize_feedback(items) for trace_id, items in rows.items()}
+
+
+def used_idempotency_keys(experiment_id: int, keys: list[str]) -> set[str]:
+    """Which of `keys` are taken in the experiment (public feedback tokens count their uses so;
+    one query on the assessment_unique_idempotency_key index)."""
+    return set(
+        Assessment.objects.filter(experiment_id=experiment_id, idempotency_key__in=keys).values_list(
+            "idempotency_key", flat=True
+        )
+    )
+
+
+# --- pending assessments (feedback that arrived before its trace) -------------------------------
+
+
+def pending_as_assessment(pending) -> Assessment:
+    """A PendingAssessment shown as the (unsaved) assessment it will become: the create call
+    with its later updates applied; `pending=True`. No queries."""
+    from datetime import datetime
+
+    payload = pending.payload
+    state = {key: payload.get(key) for key in ("name", "value", "error", "rationale", "metadata")}
+    for change in payload.get("updates") or ():
+        state.update(change)
+    create_time = datetime.fromisoformat(payload["create_time"]) if payload.get("create_time") else pending.created_at
+    assessment = Assessment(
+        assessment_id=pending.assessment_id,
+        trace_id=pending.trace_id,
+        span_id=payload.get("span_id"),
+        name=state["name"],
+        kind=pending.kind,
+        value=state["value"],
+        error=state["error"],
+        rationale=state["rationale"] or "",
+        source_type=payload.get("source_type") or Assessment.SourceType.HUMAN,
+        source_id=payload.get("source_id") or "",
+        metadata=state["metadata"] or {},
+        overrides_id=payload.get("overrides"),
+        valid=not payload.get("overridden_by"),
+        version=1 + len(payload.get("updates") or ()),
+        create_time=create_time,
+        last_update_time=datetime.fromisoformat(payload["last_update_time"]) if payload.get("last_update_time") else create_time,
+    )
+    assessment.pending = True
+    assessment.replayed = False
+    assessment.overridden_by_id = payload.get("overridden_by")
+    return assessment
+
+
+def pending_for(actor: Actor, assessment_id: str, trace_id: str | None = None):
+    """The actor's own unexpired PendingAssessment with this id (and trace), or None.
+
+    Pending rows have no experiment yet, so only the key or user that sent them sees them.
+    """
+    from django.utils import timezone
+
+    from .models import PendingAssessment
+
+    if actor.api_key is not None:
+        owner = Q(actor_key=actor.api_key)
+    elif actor.user is not None and actor.user.is_authenticated:
+        owner = Q(actor_user=actor.user)
+    else:
+        return None
+    queryset = PendingAssessment.objects.filter(owner, pk=assessment_id, expires_at__gt=timezone.now())
+    if trace_id is not None:
+        queryset = queryset.filter(trace_id=trace_id)
+    return queryset.first()
+
+
+def assessment_or_pending_for(actor: Actor, assessment_id: str) -> Assessment:
+    """assessment_for, or the actor's pending assessment with that id (as `pending_as_assessment`)."""
+    try:
+        return assessment_for(actor, assessment_id)
+    except Http404:
+        pending = pending_for(actor, assessment_id)
+        if pending is None:
+            raise
+        return pending_as_assessment(pending)

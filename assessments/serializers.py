@@ -3,13 +3,13 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from traces.serializers import SpanOut, StringMapField, TraceOut
+from traces.serializers import SPAN_ID_ERROR, SPAN_ID_PATTERN, JSONValueField, SpanOut, StringMapField, TraceOut
 
 from .models import Assessment, Revision
 
 
 @extend_schema_field(OpenApiTypes.ANY)
-class AnyJSONField(serializers.JSONField):
+class AnyJSONField(JSONValueField):
     """Any JSON value: boolean, number, string, list, object or null, returned exactly as sent."""
 
 
@@ -29,7 +29,9 @@ class ExpectationInput(serializers.Serializer):
     value = AnyJSONField(required=False, allow_null=True, default=None)
     rationale = serializers.CharField(required=False, allow_blank=True, default="", trim_whitespace=False)
     source = SourceInput(required=False)
-    span_id = serializers.RegexField(r"^[0-9a-f]{16}$", required=False, allow_null=True, default=None)
+    span_id = serializers.RegexField(
+        SPAN_ID_PATTERN, required=False, allow_null=True, default=None, error_messages=SPAN_ID_ERROR
+    )
     metadata = StringMapField(required=False, default=dict)
 
 

@@ -8,8 +8,9 @@ admin) parse their input and call these functions with an `Actor` and the
 from __future__ import annotations
 
 import json
+import logging
 import math
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -17,14 +18,14 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from traces.access import OWNER, REVIEWER, Actor
-from traces.models import SPAN_ID_RE, Span, Trace
+from traces.models import SPAN_ID_RE, TRACE_ID_RE, Span, Trace
 from traces.services import Conflict
 
-from .models import Assessment, Revision, new_assessment_id
+from .models import Assessment, PendingAssessment, Revision, new_assessment_id, numeric_projection
 
 __all__ = [
     "Conflict", "StaleVersion", "log_feedback", "log_expectation", "update_assessment",
-    "override_feedback", "delete_assessment",
+    "override_feedback", "delete_assessment", "log_feedback_batch", "BatchValidationError",
 ]
 
 UNCHANGED = object()
@@ -441,3 +442,527 @@ def delete_assessment(*, assessment: Assessment, actor: Actor, channel: str) -> 
             related=restored.assessment_id if restored is not None else None,
         )
         current.delete()
+
+
+# --- batch ------------------------------------------------------------------------------------
+
+MAX_BATCH_ITEMS = 1000
+BATCH_ITEM_FIELDS = frozenset(
+    {"trace_id", "name", "value", "error", "rationale", "source", "source_type", "source_id", "span_id",
+     "metadata", "idempotency_key"}
+)
+
+
+class BatchValidationError(ValidationError):
+    """Per-item errors of a batch; nothing was written.
+
+    The error dict is keyed by item index (messages read "field: problem");
+    `item_errors` keeps the same errors as {index: {field: [messages]}} for the API.
+    """
+
+    def __init__(self, item_errors: dict[int, dict[str, list[str]]]):
+        self.item_errors = dict(sorted(item_errors.items()))
+        super().__init__(
+            {
+                index: [f"{field}: {message}" for field, messages in errors.items() for message in messages]
+                for index, errors in self.item_errors.items()
+            }
+        )
+
+
+def _clean_batch_item(item, default_source_id: str) -> dict:
+    """One item's fields, validated with log_feedback's rules (no database access)."""
+    if not isinstance(item, dict):
+        raise ValidationError({"item": "must be an object"})
+    unknown = set(item) - BATCH_ITEM_FIELDS
+    if unknown:
+        raise ValidationError({sorted(unknown)[0]: "is not a field of a feedback item"})
+    source = item.get("source")
+    if source is None:
+        source = {}
+    elif not isinstance(source, dict) or set(source) - {"source_type", "source_id"}:
+        raise ValidationError({"source": "must be an object with source_type and source_id"})
+    trace_id = item.get("trace_id")
+    if not isinstance(trace_id, str) or not trace_id:
+        raise ValidationError({"trace_id": "is required"})
+    error = _clean_error(item.get("error"))
+    value = item.get("value")
+    _check_value(Assessment.Kind.FEEDBACK, value, error)
+    source_type = source.get("source_type") or item.get("source_type") or Assessment.SourceType.HUMAN
+    if source_type not in Assessment.SourceType.values:
+        raise ValidationError({"source.source_type": f"must be one of {', '.join(Assessment.SourceType.values)}"})
+    source_id = source.get("source_id") or item.get("source_id") or default_source_id
+    if not isinstance(source_id, str) or len(source_id) > 250:
+        raise ValidationError({"source.source_id": "must be a string of at most 250 characters"})
+    span_id = item.get("span_id") or None
+    if span_id is not None and (not isinstance(span_id, str) or not SPAN_ID_RE.match(span_id)):
+        raise ValidationError({"span_id": "must be 16 lowercase hex digits"})
+    idempotency_key = item.get("idempotency_key")
+    if idempotency_key is not None and (not isinstance(idempotency_key, str) or not 0 < len(idempotency_key) <= 200):
+        raise ValidationError({"idempotency_key": "must be a string of 1 to 200 characters"})
+    return {
+        "trace_id": trace_id,
+        "name": _clean_name(item.get("name")),
+        "value": value,
+        "error": error,
+        "rationale": _clean_rationale(item.get("rationale")),
+        "source_type": source_type,
+        "source_id": source_id,
+        "span_id": span_id,
+        "metadata": _clean_metadata(item.get("metadata")),
+        "idempotency_key": idempotency_key,
+    }
+
+
+def log_feedback_batch(
+    *, items: list[dict], actor: Actor, channel: str, default_source_id: str = ""
+) -> list[Assessment]:
+    """Create many feedback assessments at once, all or nothing, each with its `create` revision.
+
+    `items` are dicts of log_feedback's arguments plus `trace_id`; the source is given
+    as `source: {source_type, source_id}` (the API's shape) or as flat `source_type` /
+    `source_id`, and `default_source_id` fills a missing source id. Every item is checked with log_feedback's rules; the
+    traces are read in one query, the span ids in one query, the idempotency keys in
+    one query, and the assessments and revisions are written with two bulk inserts in
+    one transaction. An item whose `idempotency_key` was already used in its
+    experiment writes nothing and returns the stored assessment with `replayed=True`,
+    so a retried batch never duplicates.
+
+    Returns the assessments in item order. Raises BatchValidationError (keyed by item
+    index) for bad items, unknown or invisible traces, spans not in their trace and
+    keys reused for a different assessment; ValidationError for an empty or oversized
+    batch; PermissionDenied when the actor may see a trace but not review it.
+    """
+    if not isinstance(items, list) or not items:
+        raise ValidationError({"items": "must be a non-empty list of feedback items"})
+    if len(items) > MAX_BATCH_ITEMS:
+        raise ValidationError({"items": f"has {len(items)} items; the limit is {MAX_BATCH_ITEMS} per batch"})
+    errors: dict[int, dict[str, list[str]]] = {}
+    cleaned: dict[int, dict] = {}
+    for index, item in enumerate(items):
+        try:
+            cleaned[index] = _clean_batch_item(item, default_source_id)
+        except ValidationError as exc:
+            errors[index] = exc.message_dict
+
+    trace_ids = {fields["trace_id"] for fields in cleaned.values()}
+    experiments = dict(Trace.objects.filter(pk__in=trace_ids).values_list("trace_id", "experiment_id"))
+    for index, fields in list(cleaned.items()):
+        experiment_id = experiments.get(fields["trace_id"])
+        if experiment_id is None or actor.role(experiment_id) is None:
+            errors[index] = {"trace_id": [f"Trace {fields['trace_id']} not found."]}
+            del cleaned[index]
+            continue
+        fields["experiment_id"] = experiment_id
+    for index, fields in cleaned.items():
+        if not actor.can(fields["experiment_id"], REVIEWER):
+            raise PermissionDenied(f"Item {index}: you need the {REVIEWER} role in this trace's experiment.")
+
+    span_pairs = {(fields["trace_id"], fields["span_id"]) for fields in cleaned.values() if fields["span_id"]}
+    if span_pairs:
+        found = set(
+            Span.objects.filter(
+                trace_id__in={trace_id for trace_id, _ in span_pairs},
+                span_id__in={span_id for _, span_id in span_pairs},
+            ).values_list("trace_id", "span_id")
+        )
+        for index, fields in cleaned.items():
+            if fields["span_id"] and (fields["trace_id"], fields["span_id"]) not in found:
+                errors.setdefault(index, {})["span_id"] = [
+                    f"Span {fields['span_id']} is not part of trace {fields['trace_id']}."
+                ]
+
+    seen_keys: dict[tuple[int, str], int] = {}
+    for index, fields in cleaned.items():
+        key = fields["idempotency_key"]
+        if key is None:
+            continue
+        first = seen_keys.setdefault((fields["experiment_id"], key), index)
+        if first != index:
+            errors.setdefault(index, {})["idempotency_key"] = [f"repeats the key of item {first}"]
+    if errors:
+        raise BatchValidationError(errors)
+
+    for attempt in range(2):
+        try:
+            return _write_batch(items=[cleaned[index] for index in range(len(items))], keys=seen_keys,
+                                actor=actor, channel=channel)
+        except IntegrityError:
+            # A concurrent request stored one of the idempotency keys first: the retry replays it.
+            if attempt or not seen_keys:
+                raise Conflict("The batch clashed with a concurrent write; retry it.") from None
+    raise AssertionError("unreachable")
+
+
+def _write_batch(*, items: list[dict], keys: dict, actor: Actor, channel: str) -> list[Assessment]:
+    user = actor.user if actor.user is not None and actor.user.is_authenticated else None
+    label = actor.label[:250]
+    with transaction.atomic():
+        existing = {}
+        if keys:
+            rows = Assessment.objects.filter(
+                experiment_id__in={experiment_id for experiment_id, _ in keys},
+                idempotency_key__in={key for _, key in keys},
+            )
+            existing = {(row.experiment_id, row.idempotency_key): row for row in rows}
+        results, new, errors = [], [], {}
+        now = timezone.now()
+        for index, fields in enumerate(items):
+            key = fields["idempotency_key"]
+            stored = existing.get((fields["experiment_id"], key)) if key is not None else None
+            if stored is not None:
+                if (stored.trace_id, stored.name, stored.kind) != (fields["trace_id"], fields["name"], "feedback"):
+                    errors[index] = {"idempotency_key": ["was already used for a different assessment"]}
+                stored.replayed = True
+                results.append(stored)
+                continue
+            assessment = Assessment(
+                assessment_id=new_assessment_id(),
+                trace_id=fields["trace_id"],
+                experiment_id=fields["experiment_id"],
+                span_id=fields["span_id"],
+                name=fields["name"],
+                kind=Assessment.Kind.FEEDBACK,
+                value=fields["value"],
+                numeric_value=numeric_projection(fields["value"]),
+                error=fields["error"],
+                rationale=fields["rationale"],
+                source_type=fields["source_type"],
+                source_id=fields["source_id"],
+                metadata=fields["metadata"],
+                created_by=user,
+                created_by_key=actor.api_key,
+                create_time=now,
+                last_update_time=now,
+                idempotency_key=key,
+            )
+            assessment.replayed = False
+            results.append(assessment)
+            new.append(assessment)
+        if errors:
+            raise BatchValidationError(errors)
+        if new:
+            Assessment.objects.bulk_create(new)
+            Revision.objects.bulk_create(
+                [
+                    Revision(
+                        assessment_id=assessment.assessment_id,
+                        trace_id=assessment.trace_id,
+                        experiment_id=assessment.experiment_id,
+                        action=Revision.Action.CREATE,
+                        channel=channel,
+                        actor_user=user,
+                        actor_key=actor.api_key,
+                        actor_label=label,
+                        created_at=now,
+                        after=assessment.snapshot(),
+                    )
+                    for assessment in new
+                ]
+            )
+    return results
+
+
+# --- feedback that arrives before its trace --------------------------------------------------
+#
+# Apps export traces in the background (the mlflow client does), so feedback logged right
+# after a traced call usually reaches the server before the trace. Such a create call is
+# kept as a PendingAssessment and replayed, with the same assessment id, the moment the
+# trace (or, for span feedback, the span) arrives; unclaimed items expire with a log line.
+
+pending_logger = logging.getLogger("assessments.pending")
+MAX_PENDING_PER_KEY = 10_000
+PENDING_FIELDS = ("name", "value", "error", "rationale", "metadata")
+
+
+def _pending_owner(actor: Actor) -> dict:
+    if actor.api_key is not None:
+        return {"actor_key": actor.api_key}
+    raise PermissionDenied("Only API keys may send feedback for a trace that has not arrived yet.")
+
+
+def can_hold_pending(actor: Actor, trace_id) -> bool:
+    """Whether a create for `trace_id` may wait for its trace: an API key, a well-formed
+    trace id, and no stored trace with that id (one query)."""
+    return (
+        actor.api_key is not None
+        and isinstance(trace_id, str)
+        and bool(TRACE_ID_RE.match(trace_id))
+        and not Trace.objects.filter(pk=trace_id).exists()
+    )
+
+
+def hold_pending(
+    *,
+    trace_id: str,
+    kind: str,
+    name: str,
+    actor: Actor,
+    channel: str,
+    value=None,
+    error: dict | None = None,
+    rationale: str | None = "",
+    source_type: str = Assessment.SourceType.HUMAN,
+    source_id: str = "",
+    span_id: str | None = None,
+    metadata: dict | None = None,
+    assessment_id: str | None = None,
+    create_time: datetime | None = None,
+    overrides: str | None = None,
+) -> Assessment:
+    """Keep a log_feedback / log_expectation call (or an override of a pending feedback) until
+    trace `trace_id` (and span `span_id`, if given) is stored; see `attach_pending`.
+
+    Validates like log_feedback, except that the trace and span need not exist yet.
+    Returns the pending assessment as `assessments.selectors.pending_as_assessment` shows it
+    (or the real one if the trace arrived meanwhile). Raises ValidationError,
+    PermissionDenied (only API keys may hold feedback) and Conflict (the id is taken, the
+    overridden item is not the key's pending feedback of that trace, or the key already
+    holds MAX_PENDING_PER_KEY items).
+    """
+    from .selectors import pending_as_assessment
+
+    owner = _pending_owner(actor)
+    if not isinstance(trace_id, str) or not TRACE_ID_RE.match(trace_id):
+        raise ValidationError({"trace_id": "must be 'tr-' followed by 32 lowercase hex digits"})
+    if kind not in Assessment.Kind.values:
+        raise ValidationError({"kind": f"must be one of {', '.join(Assessment.Kind.values)}"})
+    name = _clean_name(name)
+    error = _clean_error(error)
+    _check_value(kind, value, error)
+    if source_type not in Assessment.SourceType.values:
+        raise ValidationError({"source.source_type": f"must be one of {', '.join(Assessment.SourceType.values)}"})
+    if not isinstance(source_id, str) or len(source_id) > 250:
+        raise ValidationError({"source.source_id": "must be a string of at most 250 characters"})
+    if span_id in ("", None):
+        span_id = None
+    elif not isinstance(span_id, str) or not SPAN_ID_RE.match(span_id):
+        raise ValidationError({"span_id": "must be 16 lowercase hex digits"})
+    if assessment_id is not None and (not isinstance(assessment_id, str) or not assessment_id or len(assessment_id) > 50):
+        raise ValidationError({"assessment_id": "must be a string of at most 50 characters"})
+    metadata = _clean_metadata(metadata)
+    rationale = _clean_rationale(rationale)
+    now = timezone.now()
+    expire_pending(now=now)
+    payload = {
+        "name": name, "value": value, "error": error, "rationale": rationale, "metadata": metadata,
+        "source_type": source_type, "source_id": source_id, "span_id": span_id,
+        "create_time": (create_time or now).isoformat(), "updates": [],
+    }
+    with transaction.atomic():
+        if overrides is not None:
+            old = PendingAssessment.objects.select_for_update().filter(pk=overrides, trace_id=trace_id, **owner).first()
+            if old is None or old.kind != Assessment.Kind.FEEDBACK or old.payload.get("overridden_by"):
+                raise Conflict(f"{overrides} is not a pending, not yet overridden feedback of trace {trace_id}.")
+            payload["overrides"] = overrides
+            payload["span_id"] = old.payload.get("span_id")
+        if PendingAssessment.objects.filter(**owner).count() >= MAX_PENDING_PER_KEY:
+            raise Conflict(f"This key already holds {MAX_PENDING_PER_KEY} feedback items for traces that have not arrived.")
+        assessment_id = assessment_id or new_assessment_id()
+        if (
+            Assessment.objects.filter(pk=assessment_id).exists()
+            or PendingAssessment.objects.filter(pk=assessment_id).exists()
+        ):
+            raise Conflict(f"An assessment with id {assessment_id} already exists.")
+        pending = PendingAssessment.objects.create(
+            assessment_id=assessment_id,
+            trace_id=trace_id,
+            kind=kind,
+            payload=payload,
+            channel=channel,
+            created_at=now,
+            expires_at=now + timedelta(seconds=settings.FEEDBACKHUB_PENDING_FEEDBACK_SECONDS),
+            **owner,
+        )
+        if overrides is not None:
+            old.payload = {**old.payload, "overridden_by": assessment_id}
+            old.save(update_fields=["payload"])
+    pending_logger.info("holding %s %s for trace %s until it arrives", kind, assessment_id, trace_id)
+    # The trace may have been stored between the caller's check and this commit.
+    trace = Trace.objects.filter(pk=trace_id).first()
+    if trace is not None:
+        attach_pending(trace)
+        attached = Assessment.objects.filter(pk=assessment_id).first()
+        if attached is not None:
+            attached.replayed = False
+            return attached
+        pending = PendingAssessment.objects.filter(pk=assessment_id).first()
+        if pending is None:
+            raise PermissionDenied(f"Trace {trace_id} is in an experiment this key cannot write to.")
+    return pending_as_assessment(pending)
+
+
+def update_pending(*, pending: PendingAssessment, actor: Actor, **changes) -> Assessment:
+    """Record an update of a pending assessment; it is replayed (with its revision) on attach.
+
+    Same rules as update_assessment. Raises ValidationError and PermissionDenied.
+    """
+    from .selectors import pending_as_assessment
+
+    owner = _pending_owner(actor)
+    unknown = set(changes) - set(PENDING_FIELDS)
+    if unknown:
+        raise ValidationError({field: "cannot be changed" for field in sorted(unknown)})
+    cleaned = {}
+    if "name" in changes:
+        cleaned["name"] = _clean_name(changes["name"])
+    if "rationale" in changes:
+        cleaned["rationale"] = _clean_rationale(changes["rationale"])
+    if "metadata" in changes:
+        cleaned["metadata"] = _clean_metadata(changes["metadata"])
+    if "error" in changes:
+        cleaned["error"] = _clean_error(changes["error"])
+    if "value" in changes:
+        _check_json(changes["value"], "value")
+        cleaned["value"] = changes["value"]
+    with transaction.atomic():
+        current = PendingAssessment.objects.select_for_update().filter(pk=pending.pk, **owner).first()
+        if current is None:
+            raise PendingAssessment.DoesNotExist(f"Assessment {pending.pk} no longer exists.")
+        view = pending_as_assessment(current)
+        if "value" in cleaned or "error" in cleaned:
+            _check_value(current.kind, cleaned.get("value", view.value), cleaned.get("error", view.error))
+        now = timezone.now()
+        current.payload = {
+            **current.payload,
+            "updates": [*(current.payload.get("updates") or []), cleaned],
+            "last_update_time": now.isoformat(),
+        }
+        current.save(update_fields=["payload"])
+    return pending_as_assessment(current)
+
+
+def delete_pending(*, pending: PendingAssessment, actor: Actor) -> None:
+    """Drop a pending assessment; if it overrode another pending one, that one is valid again."""
+    owner = _pending_owner(actor)
+    with transaction.atomic():
+        current = PendingAssessment.objects.select_for_update().filter(pk=pending.pk, **owner).first()
+        if current is None:
+            return
+        overridden = current.payload.get("overrides")
+        if overridden:
+            old = PendingAssessment.objects.select_for_update().filter(pk=overridden).first()
+            if old is not None and old.payload.get("overridden_by") == current.pk:
+                old.payload = {key: value for key, value in old.payload.items() if key != "overridden_by"}
+                old.save(update_fields=["payload"])
+        # Overrides of this one wait for an assessment that will never exist: drop them too.
+        for child in PendingAssessment.objects.filter(trace_id=current.trace_id).exclude(pk=current.pk):
+            if child.payload.get("overrides") == current.pk:
+                pending_logger.info("dropping pending %s: the feedback it overrode was deleted", child.pk)
+                child.delete()
+        current.delete()
+    pending_logger.info("pending %s %s for trace %s deleted by %s", current.kind, current.pk, current.trace_id, actor.label)
+
+
+def _pending_actor(pending: PendingAssessment) -> Actor | None:
+    if pending.actor_key is not None:
+        return Actor.for_key(pending.actor_key) if pending.actor_key.is_active else None
+    if pending.actor_user is not None and pending.actor_user.is_active:
+        return Actor.for_user(pending.actor_user)
+    return None
+
+
+def _replay(trace: Trace, pending: PendingAssessment, actor: Actor) -> Assessment:
+    payload = pending.payload
+    common = {
+        "actor": actor, "channel": pending.channel, "value": payload.get("value"),
+        "rationale": payload.get("rationale"), "source_type": payload.get("source_type"),
+        "source_id": payload.get("source_id") or "", "metadata": payload.get("metadata"),
+        "assessment_id": pending.assessment_id,
+        "create_time": datetime.fromisoformat(payload["create_time"]) if payload.get("create_time") else pending.created_at,
+    }
+    if payload.get("overrides"):
+        old = Assessment.objects.filter(pk=payload["overrides"], trace_id=trace.pk).first()
+        if old is None:
+            raise ValidationError({"overrides": f"{payload['overrides']} is not an assessment of trace {trace.pk}"})
+        assessment = override_feedback(assessment=old, error=payload.get("error"), **common)
+    elif pending.kind == Assessment.Kind.FEEDBACK:
+        assessment = log_feedback(trace=trace, name=payload["name"], error=payload.get("error"),
+                                  span_id=payload.get("span_id"), **common)
+    else:
+        assessment = log_expectation(trace=trace, name=payload["name"], span_id=payload.get("span_id"), **common)
+    for change in payload.get("updates") or ():
+        assessment = update_assessment(assessment=assessment, actor=actor, channel=pending.channel, **change)
+    return assessment
+
+
+def attach_pending(trace: Trace, actor: Actor | None = None, channel: str | None = None) -> list[Assessment]:
+    """Turn the feedback held for `trace` into real assessments (same ids, create time and
+    channel, each with its create / override / update revisions), oldest first.
+
+    Registered in traces.services.trace_created_hooks (runs inside the ingest transaction
+    when a trace is first stored) and called by the MLflow and OTLP endpoints after spans
+    arrive. Feedback for a span that is not stored yet keeps waiting. An item the sender may
+    no longer write (key revoked, trace in an experiment the key cannot write to) or that
+    no longer validates is dropped with a warning. Query count: one for the pending rows,
+    and only when there are some, one for the span ids plus the writes.
+    """
+    attached = []
+    with transaction.atomic():
+        pendings = list(
+            PendingAssessment.objects.select_for_update()
+            .filter(trace_id=trace.pk)
+            .select_related("actor_key", "actor_user")
+            .order_by("created_at", "assessment_id")
+        )
+        if not pendings:
+            return attached
+        span_ids = set(Span.objects.filter(trace_id=trace.pk).values_list("span_id", flat=True))
+        for pending in pendings:
+            span_id = pending.payload.get("span_id")
+            if span_id and span_id not in span_ids:
+                continue
+            if pending.payload.get("overrides") and any(
+                other.pk == pending.payload["overrides"] and other.pk not in {a.pk for a in attached}
+                for other in pendings
+            ):
+                continue  # the feedback it overrides is still waiting (for its span)
+            sender = _pending_actor(pending)
+            if sender is None or not sender.can(trace.experiment_id, REVIEWER):
+                pending_logger.warning(
+                    "dropped pending %s %s for trace %s: its sender may not write to experiment %s",
+                    pending.kind, pending.pk, trace.pk, trace.experiment_id,
+                )
+                pending.delete()
+                continue
+            try:
+                with transaction.atomic():
+                    assessment = _replay(trace, pending, sender)
+                    pending.delete()
+            except (ValidationError, PermissionDenied, Conflict, Assessment.DoesNotExist) as exc:
+                pending_logger.warning(
+                    "dropped pending %s %s for trace %s: %s", pending.kind, pending.pk, trace.pk,
+                    "; ".join(exc.messages) if isinstance(exc, ValidationError) else exc,
+                )
+                pending.delete()
+                continue
+            pending_logger.info("attached pending %s %s to trace %s", pending.kind, pending.pk, trace.pk)
+            attached.append(assessment)
+    return attached
+
+
+def expire_pending(*, now: datetime | None = None) -> list[PendingAssessment]:
+    """Drop pending assessments whose time (FEEDBACKHUB_PENDING_FEEDBACK_SECONDS) is up, with
+    one warning line each; items whose trace did arrive are attached first. Returns the
+    expired rows (unsaved copies)."""
+    now = now or timezone.now()
+    due = list(PendingAssessment.objects.filter(expires_at__lte=now).order_by("created_at", "assessment_id"))
+    if not due:
+        return []
+    for trace in Trace.objects.filter(pk__in={pending.trace_id for pending in due}):
+        attach_pending(trace)
+    expired = list(PendingAssessment.objects.filter(pk__in=[pending.pk for pending in due], expires_at__lte=now))
+    for pending in expired:
+        waited_for = "span " + pending.payload["span_id"] if pending.payload.get("span_id") else "trace"
+        pending_logger.warning(
+            "expired pending %s %s (%r = %r) for trace %s: the %s never arrived within %s s",
+            pending.kind, pending.pk, pending.payload.get("name"), pending.payload.get("value"), pending.trace_id,
+            waited_for, settings.FEEDBACKHUB_PENDING_FEEDBACK_SECONDS,
+        )
+    PendingAssessment.objects.filter(pk__in=[pending.pk for pending in expired]).delete()
+    return expired
+
+
+def attach_pending_on_create(trace: Trace, actor: Actor, channel: str) -> None:
+    """traces.services.trace_created_hooks entry: attach what was held for the new trace."""
+    attach_pending(trace)

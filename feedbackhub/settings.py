@@ -51,7 +51,7 @@ def env_list(name: str, default: str = "") -> list[str]:
 
 DEBUG = env_bool("DJANGO_DEBUG", True)
 SECRET_KEY = env_str("DJANGO_SECRET_KEY", DEV_SECRET_KEY)
-if not DEBUG and SECRET_KEY == DEV_SECRET_KEY:
+if not DEBUG and SECRET_KEY in (DEV_SECRET_KEY, ""):
     raise ImproperlyConfigured("DJANGO_DEBUG is off but DJANGO_SECRET_KEY is the development key; set a real secret.")
 
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver")
@@ -77,6 +77,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "feedbackhub.security.SecurityHeadersMiddleware",
     "feedbackhub.middleware.RequestGuardMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -113,7 +114,7 @@ TEMPLATES = [
 DATABASES = {
     # `or`, not config(default=…): an exported-but-empty DATABASE_URL must still mean SQLite.
     "default": dj_database_url.parse(
-        os.environ.get("DATABASE_URL") or f"sqlite:///{BASE_DIR / 'db.sqlite3'}",
+        env_str("DATABASE_URL") or f"sqlite:///{BASE_DIR / 'db.sqlite3'}",
         conn_max_age=env_int("DB_CONN_MAX_AGE", 0),
         conn_health_checks=True,
     )
@@ -168,6 +169,8 @@ CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"
 FEEDBACKHUB_MAX_BODY_BYTES = env_int("FEEDBACKHUB_MAX_BODY_BYTES", 20 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = FEEDBACKHUB_MAX_BODY_BYTES
 FEEDBACKHUB_MAX_SPANS_PER_TRACE = env_int("FEEDBACKHUB_MAX_SPANS_PER_TRACE", 10_000)
+# inputs + outputs + attributes + events of one span, as JSON
+FEEDBACKHUB_MAX_SPAN_BYTES = env_int("FEEDBACKHUB_MAX_SPAN_BYTES", 5 * 1024 * 1024)
 FEEDBACKHUB_MAX_VALUE_BYTES = env_int("FEEDBACKHUB_MAX_VALUE_BYTES", 1024 * 1024)
 FEEDBACKHUB_MAX_METADATA_ENTRIES = env_int("FEEDBACKHUB_MAX_METADATA_ENTRIES", 100)
 FEEDBACKHUB_MAX_FILTER_LENGTH = env_int("FEEDBACKHUB_MAX_FILTER_LENGTH", 4000)
@@ -181,7 +184,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["feedbackhub.api.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "feedbackhub.api.exception_handler",
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
@@ -211,15 +214,63 @@ LOGGING = {
     "loggers": {"django.db.backends": {"level": "INFO"}},
 }
 
-# Security: safe defaults that only bite in production.
+# Security: safe defaults that only bite in production (docs/DEPLOYING.md lists the variables;
+# `DJANGO_DEBUG=false DJANGO_SECRET_KEY=… DJANGO_ALLOWED_HOSTS=… manage.py check --deploy` is clean).
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
+SECURE_REFERRER_POLICY = "same-origin"
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", not DEBUG)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
-SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", False)
+SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", not DEBUG)
+# Load balancers probe over plain HTTP on the app port.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
 SECURE_HSTS_SECONDS = env_int("DJANGO_HSTS_SECONDS", 0 if DEBUG else 31536000)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HSTS_SECONDS > 0
 SECURE_HSTS_PRELOAD = SECURE_HSTS_SECONDS > 0
 if env_bool("DJANGO_BEHIND_TLS_PROXY", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# How many reverse proxies append to X-Forwarded-For; 0 trusts only REMOTE_ADDR (rate limits, lockout).
+FEEDBACKHUB_TRUSTED_PROXIES = env_int("FEEDBACKHUB_TRUSTED_PROXIES", 0)
+REST_FRAMEWORK["NUM_PROXIES"] = FEEDBACKHUB_TRUSTED_PROXIES
+
+# Content-Security-Policy (feedbackhub.security): only our own scripts and styles, no inline code.
+FEEDBACKHUB_CSP = env_str(
+    "FEEDBACKHUB_CSP",
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; "
+    "connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'",
+)
+FEEDBACKHUB_CSP_REPORT_ONLY = env_bool("FEEDBACKHUB_CSP_REPORT_ONLY", False)
+
+# Rate limits ("<count>/<second|minute|hour|day>"; empty turns one off). Counters live in the
+# cache: LocMemCache counts per gunicorn worker, DJANGO_CACHE_DIR shares them between workers.
+FEEDBACKHUB_RATE_LIMITS = {
+    "api_key": env_str("FEEDBACKHUB_RATE_API_KEY", "6000/minute"),
+    "user": env_str("FEEDBACKHUB_RATE_USER", "1200/minute"),
+    "public_ip": env_str("FEEDBACKHUB_RATE_PUBLIC_IP", "60/minute"),
+    "public_token": env_str("FEEDBACKHUB_RATE_PUBLIC_TOKEN", "10/minute"),
+}
+REST_FRAMEWORK["DEFAULT_THROTTLE_CLASSES"] = [
+    "feedbackhub.throttling.ApiKeyRateThrottle",
+    "feedbackhub.throttling.UserRateThrottle",
+]
+if env_str("DJANGO_CACHE_DIR"):
+    CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache", "LOCATION": env_str("DJANGO_CACHE_DIR")}
+    }
+
+# Login brute-force protection: after N failures for one username from one address, that pair
+# is refused for the lockout period; one address is refused after N_PER_IP failures in total.
+FEEDBACKHUB_LOGIN_MAX_FAILURES = env_int("FEEDBACKHUB_LOGIN_MAX_FAILURES", 5)
+FEEDBACKHUB_LOGIN_MAX_FAILURES_PER_IP = env_int("FEEDBACKHUB_LOGIN_MAX_FAILURES_PER_IP", 50)
+FEEDBACKHUB_LOGIN_LOCKOUT_SECONDS = env_int("FEEDBACKHUB_LOGIN_LOCKOUT_SECONDS", 900)
+
+# API key rotation: the replaced key keeps working this long.
+FEEDBACKHUB_KEY_ROTATION_GRACE_SECONDS = env_int("FEEDBACKHUB_KEY_ROTATION_GRACE_SECONDS", 24 * 3600)
+
+# End-user feedback tokens (assessments.public_api): browsers of these origins may post.
+FEEDBACKHUB_CORS_ORIGINS = env_list("FEEDBACKHUB_CORS_ORIGINS")
+FEEDBACKHUB_PUBLIC_TOKEN_DEFAULT_SECONDS = env_int("FEEDBACKHUB_PUBLIC_TOKEN_DEFAULT_SECONDS", 24 * 3600)
+FEEDBACKHUB_PUBLIC_TOKEN_MAX_SECONDS = env_int("FEEDBACKHUB_PUBLIC_TOKEN_MAX_SECONDS", 30 * 24 * 3600)
+FEEDBACKHUB_PUBLIC_MAX_USES = env_int("FEEDBACKHUB_PUBLIC_MAX_USES", 100)
+FEEDBACKHUB_PUBLIC_MAX_TEXT = env_int("FEEDBACKHUB_PUBLIC_MAX_TEXT", 2000)

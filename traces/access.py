@@ -15,7 +15,11 @@ from django.db.models import QuerySet
 from .models import ApiKey, Experiment, Membership
 
 VIEWER, REVIEWER, OWNER, APP = "viewer", "reviewer", "owner", "app"
-_RANK = {VIEWER: 1, REVIEWER: 2, OWNER: 3, APP: 3}
+# An end user holding a public feedback token may add feedback in that token's experiment only
+# (the public endpoint narrows it further to one trace); it is never the author of anything
+# it could then edit, so change rights stay with reviewers.
+END_USER = "end_user"
+_RANK = {VIEWER: 1, REVIEWER: 2, OWNER: 3, APP: 3, END_USER: 2}
 
 
 @dataclass
@@ -39,6 +43,11 @@ class Actor:
         if experiment_ids is None:
             experiment_ids = api_key.experiments.values_list("pk", flat=True)
         return cls(api_key=api_key, key_experiment_ids=frozenset(experiment_ids))
+
+    @classmethod
+    def for_end_user(cls, pseudonym: str, experiment_id: int) -> Actor:
+        """An end user acting through a public feedback token scoped to one experiment."""
+        return cls(end_user=pseudonym, key_experiment_ids=frozenset({experiment_id}))
 
     @classmethod
     def for_system(cls, name: str) -> Actor:
@@ -67,6 +76,8 @@ class Actor:
             role = OWNER
         elif self.api_key is not None:
             role = APP if experiment_id in self.key_experiment_ids else None
+        elif self.end_user is not None:
+            role = END_USER if experiment_id in self.key_experiment_ids else None
         elif self.user is not None and self.user.is_authenticated and self.user.is_active:
             if self.user.is_staff:
                 role = OWNER

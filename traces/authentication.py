@@ -48,9 +48,10 @@ def actor_for_key(raw_key: str) -> Actor:
     api_key = ApiKey.objects.filter(key_hash=ApiKey.hash(raw_key)).first()
     if api_key is None:
         raise exceptions.AuthenticationFailed("Invalid API key.")
-    if api_key.revoked_at is not None:
-        raise exceptions.AuthenticationFailed("This API key was revoked.")
     now = timezone.now()
+    # A future revoked_at is a rotated key's grace period (traces.services.rotate_api_key).
+    if api_key.revoked_at is not None and api_key.revoked_at <= now:
+        raise exceptions.AuthenticationFailed("This API key was revoked.")
     if api_key.last_used_at is None or now - api_key.last_used_at > LAST_USED_RESOLUTION:
         ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
         api_key.last_used_at = now

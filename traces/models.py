@@ -8,6 +8,7 @@ from django.conf import settings
 from django.core.validators import RegexValidator
 from django.db import models
 from django.urls import reverse
+from django.utils import timezone
 
 TRACE_ID_RE = re.compile(r"^tr-[0-9a-f]{32}$")
 SPAN_ID_RE = re.compile(r"^[0-9a-f]{16}$")
@@ -92,7 +93,8 @@ class ApiKey(models.Model):
 
     @property
     def is_active(self) -> bool:
-        return self.revoked_at is None
+        """False once revoked_at has passed; a future revoked_at is a rotated key's grace period."""
+        return self.revoked_at is None or self.revoked_at > timezone.now()
 
 
 class Trace(models.Model):

@@ -211,3 +211,193 @@ def keyset_page(queryset: QuerySet[Trace], *, ordering: str, page_token: str | N
             {"o": ordering, "v": value.isoformat() if isinstance(value, datetime) else value, "id": last.trace_id}
         )
     return Page(items=rows, next_token=next_token)
+
+
+# --- reviewer pages (home, trace list, trace detail) -----------------------------------------
+
+# Span columns the span tree needs; payloads (inputs, outputs, attributes, events) stay in
+# the database until a span is selected.
+SPAN_TREE_FIELDS = (
+    "id", "trace_id", "span_id", "parent_span_id", "name", "span_type",
+    "start_time_ns", "end_time_ns", "status_code", "status_message",
+)
+
+
+def trace_stats_by_experiment(experiment_ids) -> dict[int, dict]:
+    """{experiment_id: {"trace_count", "newest"}} in one grouped query (index trace_exp_time)."""
+    from django.db.models import Count, Max
+
+    rows = (
+        Trace.objects.filter(experiment_id__in=list(experiment_ids))
+        .order_by()
+        .values("experiment_id")
+        .annotate(trace_count=Count("pk"), newest=Max("request_time"))
+    )
+    return {row["experiment_id"]: row for row in rows}
+
+
+def trace_for_review(actor: Actor, trace_id: str) -> Trace:
+    """A trace for the detail page: experiment joined, spans (tree columns only, start order)
+    and assessments (creation order) prefetched. Three queries whatever the size, plus the
+    actor's role lookup (cached on the actor). Span payloads are deferred: the page loads
+    them one span at a time (`span_for`)."""
+    from django.apps import apps
+
+    Assessment = apps.get_model("assessments", "Assessment")
+    trace = (
+        Trace.objects.select_related("experiment")
+        .prefetch_related(
+            Prefetch("spans", queryset=Span.objects.only(*SPAN_TREE_FIELDS).order_by("start_time_ns", "span_id")),
+            Prefetch("assessments", queryset=Assessment.objects.order_by("create_time", "assessment_id")),
+        )
+        .filter(pk=trace_id)
+        .first()
+    )
+    if trace is None or actor.role(trace.experiment_id) is None:
+        raise Http404(f"Trace {trace_id} not found.")
+    return trace
+
+
+def span_for(actor: Actor, trace_id: str, span_id: str) -> Span:
+    """One span with its payloads and its trace (+ experiment) joined; Http404 unless visible."""
+    span = (
+        Span.objects.select_related("trace__experiment")
+        .defer("trace__metadata", "trace__request_preview", "trace__response_preview")
+        .filter(trace_id=trace_id, span_id=span_id)
+        .first()
+    )
+    if span is None or actor.role(span.trace.experiment_id) is None:
+        raise Http404(f"Span {span_id} not found in trace {trace_id}.")
+    return span
+
+
+def adjacent_traces(queryset: QuerySet[Trace], *, ordering: str, trace: Trace) -> tuple[str | None, str | None]:
+    """(previous, next) trace ids around `trace` in `queryset` sorted by `ordering`, as the
+    list page shows it (ties broken by trace_id ascending; missing durations sort as in
+    keyset_page). Two small indexed queries."""
+    from django.db.models import F
+
+    column, descending = TRACE_ORDERINGS[ordering]
+    value, tid = getattr(trace, column), trace.trace_id
+    isnull = Q(**{f"{column}__isnull": True})
+    if value is None:
+        same = isnull
+        after, before = same & Q(trace_id__gt=tid), same & Q(trace_id__lt=tid)
+        if descending:  # nulls last
+            before |= ~isnull
+        else:  # nulls first
+            after |= ~isnull
+    else:
+        equal = Q(**{column: value})
+        greater, smaller = Q(**{f"{column}__gt": value}), Q(**{f"{column}__lt": value})
+        after = (smaller if descending else greater) | (equal & Q(trace_id__gt=tid))
+        before = (greater if descending else smaller) | (equal & Q(trace_id__lt=tid))
+        if column == "execution_time_ms":
+            if descending:
+                after |= isnull
+            else:
+                before |= isnull
+    field = F(column)
+    if descending:
+        forward = [field.desc(nulls_last=True), "trace_id"]
+        backward = [field.asc(nulls_first=True), "-trace_id"]
+    else:
+        forward = [field.asc(nulls_first=True), "trace_id"]
+        backward = [field.desc(nulls_last=True), "-trace_id"]
+    ids = queryset.order_by()
+    next_id = ids.filter(after).order_by(*forward).values_list("trace_id", flat=True).first()
+    prev_id = ids.filter(before).order_by(*backward).values_list("trace_id", flat=True).first()
+    return prev_id, next_id
+
+
+@dataclass
+class SpanRow:
+    """One row of the span tree: the span plus its place in the tree and on the timeline."""
+
+    span: Span
+    depth: int
+    has_children: bool
+    parent_id: str | None
+    offset_pct: float
+    width_pct: float
+    offset_ms: float
+    collapsed: bool = False
+    hidden: bool = False
+
+
+def span_rows(spans: list[Span], *, collapse_depth: int | None = None, reveal: str | None = None) -> list[SpanRow]:
+    """The spans as a depth-first list (children in start order) with timeline geometry.
+
+    Spans whose parent is missing are treated as roots. With `collapse_depth`, spans at
+    that depth or deeper start collapsed (their descendants hidden), except along the path
+    to the span `reveal` (the selected one). No queries.
+    """
+    if not spans:
+        return []
+    by_id = {span.span_id: span for span in spans}
+    children: dict[str | None, list[Span]] = {}
+    for span in spans:
+        parent = span.parent_span_id if span.parent_span_id in by_id and span.parent_span_id != span.span_id else None
+        children.setdefault(parent, []).append(span)
+    start = min(span.start_time_ns for span in spans)
+    end = max((span.end_time_ns or span.start_time_ns) for span in spans)
+    total = max(end - start, 1)
+    keep_open = set()
+    node = by_id.get(reveal)
+    while node is not None and node.parent_span_id in by_id and node.parent_span_id not in keep_open:
+        keep_open.add(node.parent_span_id)
+        node = by_id[node.parent_span_id]
+    rows: list[SpanRow] = []
+    seen: set[str] = set()
+    # Iterative DFS: traces can be deeper than Python's recursion limit.
+    stack: list[tuple[Span, int, bool]] = [(span, 0, False) for span in reversed(children.get(None, []))]
+    while stack:
+        span, depth, hidden = stack.pop()
+        if span.span_id in seen:
+            continue
+        seen.add(span.span_id)
+        kids = children.get(span.span_id, [])
+        end_ns = span.end_time_ns if span.end_time_ns is not None else span.start_time_ns
+        collapsed = bool(
+            kids and collapse_depth is not None and depth >= collapse_depth and span.span_id not in keep_open
+        )
+        rows.append(
+            SpanRow(
+                span=span,
+                depth=depth,
+                has_children=bool(kids),
+                parent_id=span.parent_span_id if span.parent_span_id in by_id else None,
+                offset_pct=round((span.start_time_ns - start) * 100 / total, 3),
+                width_pct=round(max((end_ns - span.start_time_ns) * 100 / total, 0.4), 3),
+                offset_ms=(span.start_time_ns - start) / 1e6,
+                collapsed=collapsed,
+                hidden=hidden,
+            )
+        )
+        for kid in reversed(kids):
+            stack.append((kid, depth + 1, hidden or collapsed))
+    # Spans caught in a parent cycle are never reached from a root; show them at the top level.
+    for span in spans:
+        if span.span_id not in seen:
+            seen.add(span.span_id)
+            end_ns = span.end_time_ns if span.end_time_ns is not None else span.start_time_ns
+            rows.append(SpanRow(span, 0, False, None, round((span.start_time_ns - start) * 100 / total, 3),
+                                round(max((end_ns - span.start_time_ns) * 100 / total, 0.4), 3),
+                                (span.start_time_ns - start) / 1e6))
+    return rows
+
+
+def experiments_for_home(actor: Actor) -> list[dict]:
+    """[{"experiment", "role"}] for the experiments the actor may see, by name (one query)."""
+    if actor.system is not None or actor.is_staff:
+        return [{"experiment": experiment, "role": "staff"} for experiment in Experiment.objects.order_by("name")]
+    if actor.user is None or not actor.user.is_authenticated:
+        return []
+    from .models import Membership
+
+    memberships = Membership.objects.filter(user=actor.user).select_related("experiment").order_by("experiment__name")
+    cards = []
+    for membership in memberships:
+        actor._roles[membership.experiment_id] = membership.role
+        cards.append({"experiment": membership.experiment, "role": membership.role})
+    return cards

@@ -1,7 +1,52 @@
 """Shapes of the native API for experiments, traces and spans: `*Input` parse, `*Out` present."""
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from .models import Experiment, Span, Trace
+
+MAX_BIGINT = 2**63 - 1
+SPAN_ID_PATTERN = r"^[0-9a-f]{16}$"
+SPAN_ID_ERROR = {"invalid": "must be 16 lowercase hex digits"}
+NUL_MESSAGE = "must not contain NUL characters (\\u0000)"
+
+
+def find_nul(value) -> bool:
+    """Whether a JSON value holds a NUL character in any string or key (PostgreSQL cannot store one)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
+
+
+@extend_schema_field(OpenApiTypes.ANY)
+class JSONValueField(serializers.JSONField):
+    """Any JSON value, kept exactly as sent (PostgreSQL's one limit, NUL characters, is refused)."""
+
+    def to_internal_value(self, data):
+        data = super().to_internal_value(data)
+        if find_nul(data):
+            raise serializers.ValidationError(NUL_MESSAGE)
+        return data
+
+
+@extend_schema_field(OpenApiTypes.OBJECT)
+class JSONObjectField(JSONValueField):
+    default_error_messages = {"not_an_object": "Expected an object but got {type}."}
+
+    def to_internal_value(self, data):
+        data = super().to_internal_value(data)
+        if not isinstance(data, dict):
+            self.fail("not_an_object", type=type(data).__name__)
+        return data
 
 
 class ExperimentInput(serializers.Serializer):
@@ -19,32 +64,48 @@ class ExperimentOut(serializers.ModelSerializer):
 
 
 class StringMapField(serializers.DictField):
+    """An object of string keys to string values (tags, metadata)."""
+
     child = serializers.CharField(allow_blank=True, trim_whitespace=False)
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict):
+            # CharField would turn 1 into "1"; a string map takes strings only.
+            wrong = [key for key, value in data.items() if not isinstance(value, str)]
+            if wrong:
+                raise serializers.ValidationError(f"values must be strings (key {str(wrong[0])[:50]!r})")
+        data = super().to_internal_value(data)
+        if any("\x00" in key for key in data):
+            raise serializers.ValidationError(f"keys {NUL_MESSAGE}")
+        return data
 
 
 class SpanInput(serializers.Serializer):
-    span_id = serializers.RegexField(r"^[0-9a-f]{16}$", help_text="16 lowercase hex digits")
-    parent_span_id = serializers.RegexField(r"^[0-9a-f]{16}$", required=False, allow_null=True, default=None)
+    span_id = serializers.RegexField(SPAN_ID_PATTERN, help_text="16 lowercase hex digits", error_messages=SPAN_ID_ERROR)
+    parent_span_id = serializers.RegexField(
+        SPAN_ID_PATTERN, required=False, allow_null=True, default=None, error_messages=SPAN_ID_ERROR
+    )
     name = serializers.CharField(max_length=250, allow_blank=True, required=False, default="")
     span_type = serializers.CharField(max_length=50, required=False, default="UNKNOWN")
-    start_time_ns = serializers.IntegerField(min_value=0, max_value=2**63 - 1)
-    end_time_ns = serializers.IntegerField(min_value=0, max_value=2**63 - 1, required=False, allow_null=True, default=None)
+    start_time_ns = serializers.IntegerField(min_value=0, max_value=MAX_BIGINT)
+    end_time_ns = serializers.IntegerField(min_value=0, max_value=MAX_BIGINT, required=False, allow_null=True, default=None)
     status_code = serializers.ChoiceField(choices=Span.StatusCode.choices, required=False, default="UNSET")
     status_message = serializers.CharField(required=False, allow_blank=True, default="")
-    inputs = serializers.JSONField(required=False, allow_null=True, default=None)
-    outputs = serializers.JSONField(required=False, allow_null=True, default=None)
-    attributes = serializers.DictField(required=False, default=dict)
-    events = serializers.ListField(child=serializers.DictField(), required=False, default=list)
+    inputs = JSONValueField(required=False, allow_null=True, default=None)
+    outputs = JSONValueField(required=False, allow_null=True, default=None)
+    attributes = JSONObjectField(required=False, default=dict)
+    events = serializers.ListField(child=JSONObjectField(), required=False, default=list)
 
 
 class TraceInput(serializers.Serializer):
     experiment_id = serializers.CharField(required=False, help_text="Needed unless the API key has one experiment.")
     trace_id = serializers.RegexField(
-        r"^tr-[0-9a-f]{32}$", required=False, help_text="'tr-' + 32 lowercase hex; generated when absent"
+        r"^tr-[0-9a-f]{32}$", required=False, help_text="'tr-' + 32 lowercase hex; generated when absent",
+        error_messages={"invalid": "must be 'tr-' followed by 32 lowercase hex digits"},
     )
     name = serializers.CharField(max_length=250, required=False, allow_blank=True)
     request_time = serializers.DateTimeField(required=False, help_text="Defaults to the root span's start")
-    execution_time_ms = serializers.IntegerField(min_value=0, required=False, allow_null=True)
+    execution_time_ms = serializers.IntegerField(min_value=0, max_value=MAX_BIGINT, required=False, allow_null=True)
     state = serializers.ChoiceField(choices=Trace.State.choices, required=False)
     request_preview = serializers.CharField(required=False, allow_blank=True)
     response_preview = serializers.CharField(required=False, allow_blank=True)

@@ -4,14 +4,15 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Iterable
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 
 from .access import OWNER, REVIEWER, Actor
-from .models import TRACE_ID_RE, SPAN_ID_RE, Experiment, Span, Trace, new_trace_id
+from .models import TRACE_ID_RE, SPAN_ID_RE, ApiKey, Experiment, Membership, Span, Trace, new_trace_id
 
 logger = logging.getLogger(__name__)
 
@@ -88,6 +89,13 @@ def _clean_span(raw: dict, index: int) -> dict:
     name = raw.get("name") or ""
     if len(name) > 250:
         errors["name"] = "is longer than 250 characters"
+    payload = [raw.get("inputs"), raw.get("outputs"), raw.get("attributes"), raw.get("events")]
+    size = len(json.dumps(payload, default=str))
+    if size > settings.FEEDBACKHUB_MAX_SPAN_BYTES:
+        errors["inputs"] = (
+            f"inputs, outputs, attributes and events take {size} bytes as JSON; "
+            f"the limit per span is {settings.FEEDBACKHUB_MAX_SPAN_BYTES} bytes"
+        )
     if errors:
         raise ValidationError({f"spans[{index}].{key}": message for key, message in errors.items()})
     return {
@@ -279,3 +287,103 @@ def delete_trace_tag(*, trace: Trace, key: str, actor: Actor) -> Trace:
             trace.tags = {k: v for k, v in trace.tags.items() if k != key}
             trace.save(update_fields=["tags", "updated_at"])
     return trace
+
+
+def set_membership(*, experiment: Experiment, user, role: str, actor: Actor) -> Membership:
+    """Give `user` the role (viewer, reviewer, owner) in the experiment, replacing any other role.
+
+    Raises ValidationError for an unknown role and PermissionDenied unless the actor owns the experiment.
+    """
+    actor.require(experiment.pk, OWNER)
+    if role not in Membership.Role.values:
+        raise ValidationError({"role": f"must be one of {', '.join(Membership.Role.values)}"})
+    membership, _ = Membership.objects.update_or_create(user=user, experiment=experiment, defaults={"role": role})
+    return membership
+
+
+# --- API keys ----------------------------------------------------------------------------------
+
+API_KEY_MIN_LENGTH = 24
+
+
+def create_api_key(
+    *, experiments: Iterable[Experiment], label: str, actor: Actor, raw_key: str | None = None
+) -> tuple[ApiKey, str]:
+    """Create an API key scoped to `experiments`; returns (key, raw secret).
+
+    The raw secret is returned once and never stored (only its SHA-256 and a short
+    prefix are). `raw_key` lets the demo loader use a fixed, documented key; normally
+    a random one is generated. Raises PermissionDenied unless the actor owns every
+    experiment, ValidationError for a bad label, no experiment or a short raw_key,
+    and Conflict when the raw_key is already in use.
+    """
+    experiments = list(experiments)
+    if not experiments:
+        raise ValidationError({"experiments": "A key needs at least one experiment."})
+    for experiment in experiments:
+        actor.require(experiment.pk, OWNER)
+    label = (label or "").strip()
+    if len(label) > 200:
+        raise ValidationError({"label": "is longer than 200 characters"})
+    if raw_key is None:
+        raw_key = ApiKey.generate()
+    elif not isinstance(raw_key, str) or len(raw_key) < API_KEY_MIN_LENGTH or any(c.isspace() for c in raw_key):
+        raise ValidationError({"raw_key": f"must be at least {API_KEY_MIN_LENGTH} characters without spaces"})
+    created_by = actor.user if actor.user is not None and actor.user.is_authenticated else None
+    with transaction.atomic():
+        if ApiKey.objects.filter(key_hash=ApiKey.hash(raw_key)).exists():
+            raise Conflict("This key already exists.")
+        api_key = ApiKey.objects.create(
+            label=label, prefix=raw_key[:10], key_hash=ApiKey.hash(raw_key), created_by=created_by
+        )
+        api_key.experiments.set(experiments)
+    logger.info("api key %s created by %s", api_key.prefix, actor.label)
+    return api_key, raw_key
+
+
+def revoke_api_key(*, api_key: ApiKey, actor: Actor) -> ApiKey:
+    """Revoke a key (sets revoked_at; requests with it then get 401). Revoking twice keeps the
+    first time. Raises PermissionDenied unless the actor owns every experiment of the key."""
+    for experiment_id in api_key.experiments.values_list("pk", flat=True):
+        actor.require(experiment_id, OWNER)
+    now = datetime.now(timezone.utc)
+    # A key in its rotation grace period (revoked_at in the future) is revoked now.
+    updated = (
+        ApiKey.objects.filter(pk=api_key.pk)
+        .filter(Q(revoked_at__isnull=True) | Q(revoked_at__gt=now))
+        .update(revoked_at=now)
+    )
+    api_key.refresh_from_db(fields=["revoked_at"])
+    if updated:
+        logger.info("api key %s revoked by %s", api_key.prefix, actor.label)
+    return api_key
+
+
+def rotate_api_key(*, api_key: ApiKey, actor: Actor, grace_seconds: int | None = None) -> tuple[ApiKey, str]:
+    """Replace a key without downtime: create a new key (same experiments, same label) and
+    schedule the old one's revocation `grace_seconds` from now (default
+    FEEDBACKHUB_KEY_ROTATION_GRACE_SECONDS) by setting its revoked_at in the future; both
+    keys work until then, so apps can be redeployed with the new one at leisure.
+    `revoke_api_key` on the old key ends the grace period at once.
+
+    Returns (new key, raw secret). Raises PermissionDenied unless the actor owns every
+    experiment of the key, ValidationError for a negative grace period and Conflict when
+    the key is already revoked.
+    """
+    if grace_seconds is None:
+        grace_seconds = settings.FEEDBACKHUB_KEY_ROTATION_GRACE_SECONDS
+    if not isinstance(grace_seconds, int) or grace_seconds < 0:
+        raise ValidationError({"grace_seconds": "must be a non-negative number of seconds"})
+    now = datetime.now(timezone.utc)
+    with transaction.atomic():
+        old = ApiKey.objects.select_for_update().get(pk=api_key.pk)
+        if old.revoked_at is not None and old.revoked_at <= now:
+            raise Conflict("This API key is revoked; create a new key instead of rotating it.")
+        new_key, raw_key = create_api_key(experiments=old.experiments.all(), label=old.label, actor=actor)
+        ends = now + timedelta(seconds=grace_seconds)
+        if old.revoked_at is None or old.revoked_at > ends:
+            old.revoked_at = ends
+            old.save(update_fields=["revoked_at"])
+    api_key.revoked_at = old.revoked_at
+    logger.info("api key %s rotated to %s by %s; old key works until %s", old.prefix, new_key.prefix, actor.label, ends)
+    return new_key, raw_key

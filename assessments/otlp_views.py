@@ -1,0 +1,152 @@
+"""OTLP/HTTP trace ingestion at /v1/traces (protobuf or JSON, gzip/deflate).
+
+Any OpenTelemetry exporter, and the mlflow client's span export, post here with
+`Authorization: Bearer <api key>`. The experiment comes from `x-mlflow-experiment-id`,
+from `x-feedbackhub-experiment` (a name or an id), or from the key's only experiment.
+Spans are decoded by `traces.otlp` and stored through `traces.services.ingest_trace`,
+all traces of one request in one transaction (a bad body stores nothing).
+`gen_ai.evaluation.result` events become feedback on their span, which is why this
+view lives in the assessments app.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.http import Http404, HttpResponse, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+
+from traces import mlflow_protocol as protocol
+from traces import otlp
+from traces import services as trace_services
+from traces.access import Actor, visible_experiments
+from traces.models import Experiment, Trace
+
+from . import services
+from .models import Assessment
+
+logger = logging.getLogger(__name__)
+
+CHANNEL = "otlp"
+EXPERIMENT_ID_HEADER = "x-mlflow-experiment-id"
+EXPERIMENT_HEADER = "x-feedbackhub-experiment"
+
+
+class _Refused(Exception):
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def _experiment(request, actor: Actor) -> Experiment:
+    experiment_id = request.headers.get(EXPERIMENT_ID_HEADER, "").strip()
+    wanted = request.headers.get(EXPERIMENT_HEADER, "").strip()
+    if experiment_id:
+        experiment = visible_experiments(actor).filter(pk=int(experiment_id)).first() if experiment_id.isdigit() else None
+        if experiment is None:
+            raise _Refused(404, f"Experiment {experiment_id!r} ({EXPERIMENT_ID_HEADER}) not found for this API key.")
+        return experiment
+    if wanted:
+        experiments = visible_experiments(actor)
+        experiment = experiments.filter(name=wanted).first()
+        if experiment is None and wanted.isdigit():
+            experiment = experiments.filter(pk=int(wanted)).first()
+        if experiment is None:
+            raise _Refused(404, f"Experiment {wanted!r} ({EXPERIMENT_HEADER}) not found for this API key.")
+        return experiment
+    if actor.api_key is not None and len(actor.key_experiment_ids) == 1:
+        return Experiment.objects.get(pk=next(iter(actor.key_experiment_ids)))
+    raise _Refused(
+        400,
+        f"Which experiment? Send {EXPERIMENT_ID_HEADER}: <id> or {EXPERIMENT_HEADER}: <name or id> "
+        "(not needed when the API key is scoped to one experiment).",
+    )
+
+
+def evaluation_id(trace_id: str, evaluation: otlp.Evaluation) -> str:
+    """A stable assessment id per event, so a re-exported batch does not log it twice."""
+    digest = hashlib.sha256(
+        f"{trace_id}/{evaluation.span_id}/{evaluation.name}/{evaluation.time_unix_nano}".encode()
+    ).hexdigest()
+    return "a-" + digest[:32]
+
+
+def _log_evaluations(trace: Trace, decoded: otlp.DecodedTrace, actor: Actor) -> None:
+    known = set(Assessment.objects.filter(trace_id=trace.pk).values_list("pk", flat=True)) if decoded.evaluations else ()
+    for evaluation in decoded.evaluations:
+        assessment_id = evaluation_id(trace.pk, evaluation)
+        if assessment_id in known:
+            continue
+        value = evaluation.value if evaluation.value is not None else evaluation.label
+        metadata = {"gen_ai.evaluation.score.label": evaluation.label} if evaluation.label is not None and evaluation.value is not None else {}
+        services.log_feedback(
+            trace=trace,
+            name=evaluation.name,
+            value=value,
+            rationale=evaluation.explanation or "",
+            source_type=Assessment.SourceType.LLM_JUDGE,
+            source_id=decoded.service_name or "otlp",
+            span_id=evaluation.span_id,
+            metadata=metadata,
+            actor=actor,
+            channel=CHANNEL,
+            assessment_id=assessment_id,
+            create_time=protocol.parse_timestamp(evaluation.time_unix_nano // 1_000_000, "time_unix_nano")
+            if evaluation.time_unix_nano else None,
+        )
+
+
+def _error(status: int, message: str) -> JsonResponse:
+    # MLflow's /v1/traces (FastAPI) answers {"detail": …}; error_code helps the mlflow client.
+    code = {401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "RESOURCE_DOES_NOT_EXIST",
+            409: "RESOURCE_CONFLICT", 413: "RESOURCE_EXHAUSTED"}.get(status, "INVALID_PARAMETER_VALUE")
+    return JsonResponse({"detail": message, "error_code": code, "message": message}, status=status)
+
+
+@csrf_exempt
+def otlp_traces(request):
+    """POST /v1/traces: store the spans of every trace in the request, or nothing."""
+    if request.method != "POST":
+        return _error(405, "Use POST with an OTLP ExportTraceServiceRequest.")
+    try:
+        actor = protocol.request_actor(request)
+        experiment = _experiment(request, actor)
+        message = otlp.parse_export_request(
+            request.body, request.content_type, request.headers.get("Content-Encoding", ""),
+            limit=settings.FEEDBACKHUB_MAX_BODY_BYTES,
+        )
+        decoded = otlp.decode_traces(message)
+        stored = []
+        with transaction.atomic():
+            for item in decoded:
+                trace, _ = trace_services.ingest_trace(
+                    experiment=experiment, actor=actor, channel=CHANNEL, trace_id=item.trace_id,
+                    spans=item.spans, tags=item.tags, metadata=item.metadata,
+                )
+                _log_evaluations(trace, item, actor)
+                stored.append(trace)
+    except protocol.MlflowError as exc:
+        return _error(exc.status, exc.message)
+    except _Refused as exc:
+        return _error(exc.status, exc.message)
+    except otlp.OtlpError as exc:
+        return _error(exc.status, str(exc))
+    except ValidationError as exc:
+        return _error(400, protocol.validation_message(exc))
+    except PermissionDenied as exc:
+        return _error(403, str(exc) or "Permission denied.")
+    except Http404 as exc:
+        return _error(404, str(exc))
+    except trace_services.Conflict as exc:
+        return _error(409, str(exc))
+    for trace in stored:
+        # Feedback that waited for these spans (span-level feedback) can attach now.
+        services.attach_pending(trace)
+    if stored:
+        logger.debug("otlp: %d trace(s) into experiment %s", len(stored), experiment.pk)
+    body, content_type = otlp.export_response(request.content_type)
+    return HttpResponse(body, content_type=content_type)

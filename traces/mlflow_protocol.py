@@ -1,0 +1,697 @@
+"""The MLflow REST protocol for experiments and traces (see docs/CLIENTS.md).
+
+An app that uses the `mlflow` client reaches FeedbackHub with `MLFLOW_TRACKING_URI`
+and `MLFLOW_TRACKING_TOKEN` (an API key). This module holds the protocol plumbing
+(the `mlflow_endpoint` decorator: authentication, JSON bodies, MLflow's error shape
+and status codes), the JSON shapes of experiments, trace infos and spans, MLflow's
+search ordering and page tokens, and the endpoints that need nothing from the
+assessments app: `/version`, `/health`, server-info, experiments, trace tags.
+The endpoints that read or write assessments live in `assessments.mlflow_protocol`.
+
+It only translates: every read goes through `traces.selectors`, every write through
+`traces.services`.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import functools
+import hashlib
+import json
+import logging
+import re
+from datetime import datetime, timedelta, timezone
+
+from django.core.exceptions import ObjectDoesNotExist, PermissionDenied, ValidationError
+from django.db.models import DurationField, ExpressionWrapper, F, IntegerField, QuerySet, Value
+from django.http import Http404, HttpResponse, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from rest_framework.exceptions import AuthenticationFailed
+
+from . import selectors, services
+from .access import Actor, visible_experiments
+from .authentication import actor_for_key, bearer_token
+from .filters import FilterError, JSONKeyText
+from .models import Experiment, Span, Trace
+
+logger = logging.getLogger(__name__)
+
+# The client sends spans over OTLP only to servers that report >= 3.4.
+MLFLOW_VERSION = "3.18.0"
+MAX_SEARCH_RESULTS = 500
+DEFAULT_SEARCH_RESULTS = 100
+MAX_BATCH_TRACES = 100
+
+# Server-owned tags of a trace info.
+TAG_TRACE_NAME = "mlflow.traceName"
+TAG_ARTIFACT_LOCATION = "mlflow.artifactLocation"
+TAG_SPANS_LOCATION = "mlflow.trace.spansLocation"
+TRACKING_STORE = "TRACKING_STORE"
+SERVER_TAGS = frozenset({TAG_ARTIFACT_LOCATION, TAG_SPANS_LOCATION})
+META_SIZE_STATS = "mlflow.trace.sizeStats"
+
+# MLflow's error code → HTTP status (mlflow.protos.databricks_pb2 and the server's mapping).
+STATUS_FOR_CODE = {
+    "INVALID_PARAMETER_VALUE": 400, "BAD_REQUEST": 400, "RESOURCE_ALREADY_EXISTS": 400,
+    "MALFORMED_REQUEST": 400, "RESOURCE_DOES_NOT_EXIST": 404, "ENDPOINT_NOT_FOUND": 404, "NOT_FOUND": 404,
+    "PERMISSION_DENIED": 403, "UNAUTHENTICATED": 401, "RESOURCE_CONFLICT": 409, "ALREADY_EXISTS": 409,
+    "ABORTED": 409, "REQUEST_LIMIT_EXCEEDED": 429, "RESOURCE_EXHAUSTED": 429, "INTERNAL_ERROR": 500,
+    "NOT_IMPLEMENTED": 501, "TEMPORARILY_UNAVAILABLE": 503,
+}
+
+
+class MlflowError(Exception):
+    """An answer in MLflow's error shape: {"error_code": …, "message": …} with its HTTP status."""
+
+    def __init__(self, error_code: str, message: str, status: int | None = None):
+        super().__init__(message)
+        self.error_code = error_code
+        self.message = message
+        self.status = status or STATUS_FOR_CODE.get(error_code, 400)
+
+    @classmethod
+    def invalid(cls, message: str) -> MlflowError:
+        return cls("INVALID_PARAMETER_VALUE", message)
+
+    @classmethod
+    def not_found(cls, message: str) -> MlflowError:
+        return cls("RESOURCE_DOES_NOT_EXIST", message)
+
+
+def error_response(error: MlflowError) -> JsonResponse:
+    return JsonResponse({"error_code": error.error_code, "message": error.message}, status=error.status)
+
+
+def validation_message(exc: ValidationError) -> str:
+    """One line naming every field and its problem."""
+    if hasattr(exc, "error_dict"):
+        return "; ".join(
+            f"{field}: {' '.join(str(m) for m in messages)}" if field != "__all__" else " ".join(str(m) for m in messages)
+            for field, messages in exc.message_dict.items()
+        )
+    return " ".join(exc.messages)
+
+
+# --- the request plumbing ------------------------------------------------------------------
+
+
+def request_actor(request) -> Actor:
+    """The API key behind `Authorization: Bearer <key>` (MLFLOW_TRACKING_TOKEN) or HTTP basic
+    auth whose password is the key (MLFLOW_TRACKING_USERNAME/PASSWORD); 401 otherwise."""
+    raw = bearer_token(request)
+    if raw is None:
+        scheme, _, credentials = request.META.get("HTTP_AUTHORIZATION", "").partition(" ")
+        if scheme.lower() == "basic" and credentials.strip():
+            try:
+                raw = base64.b64decode(credentials.strip(), validate=True).decode().partition(":")[2] or None
+            except (binascii.Error, UnicodeDecodeError):
+                raw = None
+    if raw is None:
+        raise MlflowError(
+            "UNAUTHENTICATED",
+            "Authentication required: set MLFLOW_TRACKING_TOKEN to a FeedbackHub API key "
+            "(it is sent as 'Authorization: Bearer <key>').",
+        )
+    try:
+        return actor_for_key(raw)
+    except AuthenticationFailed as exc:
+        raise MlflowError("UNAUTHENTICATED", str(exc.detail)) from None
+
+
+def _json_body(request) -> dict:
+    if not request.body:
+        return {}
+    if request.content_type != "application/json":
+        raise MlflowError(
+            "INVALID_PARAMETER_VALUE",
+            f"Bad Request. Content-Type must be one of ['application/json'] (got {request.content_type or 'none'!r}).",
+        )
+    try:
+        body = json.loads(request.body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise MlflowError("MALFORMED_REQUEST", f"The request body is not valid JSON: {exc}.") from None
+    if not isinstance(body, dict):
+        raise MlflowError("MALFORMED_REQUEST", "The request body must be a JSON object.")
+    return body
+
+
+def _query_message(request) -> dict:
+    """GET parameters as a request message: repeated keys become lists."""
+    message = {}
+    for key in request.GET:
+        values = request.GET.getlist(key)
+        message[key] = values if len(values) > 1 else values[0]
+    return message
+
+
+def mlflow_endpoint(*methods: str, auth: bool = True, body: bool = True):
+    """Wrap a view `(request, message, actor, **kwargs)` with MLflow's conventions.
+
+    `message` is the request message: the JSON body for POST/PATCH/DELETE (Content-Type
+    must be application/json, as MLflow requires), the query parameters for GET. Every
+    service exception becomes MLflow's error JSON with MLflow's status, so a client
+    mistake is never a 500 (the client would retry it for minutes).
+    """
+
+    def decorate(view):
+        @csrf_exempt
+        @functools.wraps(view)
+        def wrapper(request, *args, **kwargs):
+            try:
+                if request.method not in methods:
+                    raise MlflowError(
+                        "ENDPOINT_NOT_FOUND",
+                        f"{request.method} is not supported on {request.path}; use {' or '.join(methods)}.",
+                        status=405,
+                    )
+                actor = request_actor(request) if auth else None
+                if not body:
+                    message = {}
+                elif request.method == "GET":
+                    message = _query_message(request)
+                else:
+                    message = _json_body(request)
+                return view(request, message, actor, *args, **kwargs)
+            except MlflowError as exc:
+                return error_response(exc)
+            except ValidationError as exc:
+                return error_response(MlflowError.invalid(validation_message(exc)))
+            except FilterError as exc:
+                return error_response(MlflowError.invalid(f"Invalid filter: {exc}"))
+            except PermissionDenied as exc:
+                return error_response(MlflowError("PERMISSION_DENIED", str(exc) or "Permission denied."))
+            except (Http404, ObjectDoesNotExist) as exc:
+                return error_response(MlflowError.not_found(str(exc) or "Not found."))
+            except services.Conflict as exc:
+                return error_response(MlflowError("RESOURCE_CONFLICT", str(exc), status=409))
+
+        return wrapper
+
+    return decorate
+
+
+def json_response(data: dict, status: int = 200) -> JsonResponse:
+    return JsonResponse(data, status=status, json_dumps_params={"ensure_ascii": False})
+
+
+def field(message: dict, name: str, kind=str, *, required: bool = False, default=None):
+    """A typed field of a request message; 400 naming it when it has the wrong type."""
+    value = message.get(name)
+    if value is None or value == "":
+        if required:
+            raise MlflowError.invalid(f"Missing value for required parameter '{name}'.")
+        return default
+    if kind is str and isinstance(value, (int, float)) and not isinstance(value, bool):
+        value = str(value)
+    if kind is int and isinstance(value, str) and re.fullmatch(r"-?\d+", value.strip()):
+        value = int(value)
+    if kind is bool and isinstance(value, str) and value.lower() in ("true", "false"):
+        value = value.lower() == "true"
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise MlflowError.invalid(f"Invalid value {value!r} for parameter '{name}': expected {kind.__name__}.")
+    return value
+
+
+# --- time ----------------------------------------------------------------------------------
+
+_FRACTION = re.compile(r"\.(\d+)")
+
+
+def timestamp_json(value: datetime) -> str:
+    """A protobuf Timestamp's JSON form at millisecond precision: 2026-11-26T14:22:33.625Z."""
+    value = value.astimezone(timezone.utc)
+    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+
+
+def parse_timestamp(value, name: str) -> datetime | None:
+    """An RFC 3339 string (protobuf Timestamp JSON) or epoch milliseconds."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        try:
+            return datetime.fromtimestamp(value / 1000, tz=timezone.utc)
+        except (OverflowError, OSError, ValueError):
+            raise MlflowError.invalid(f"'{name}' {value!r} is out of range.") from None
+    if not isinstance(value, str):
+        raise MlflowError.invalid(f"'{name}' must be an RFC 3339 timestamp such as 2026-01-01T00:00:00.000Z.")
+    text = _FRACTION.sub(lambda m: "." + m.group(1)[:6].ljust(6, "0"), value.strip()).replace("z", "Z")
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise MlflowError.invalid(
+            f"'{name}' {value[:40]!r} is not an RFC 3339 timestamp such as 2026-01-01T00:00:00.000Z."
+        ) from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+def duration_json(milliseconds: int) -> str:
+    """A protobuf Duration's JSON form: 0.068s."""
+    seconds, rest = divmod(int(milliseconds), 1000)
+    return f"{seconds}.{rest:03d}s" if rest else f"{seconds}s"
+
+
+def parse_duration(value, name: str) -> int | None:
+    """A protobuf Duration ("0.068s") in whole milliseconds."""
+    if value is None or value == "":
+        return None
+    text = value.strip().removesuffix("s") if isinstance(value, str) else value
+    try:
+        milliseconds = round(float(text) * 1000)
+    except (TypeError, ValueError, OverflowError):
+        raise MlflowError.invalid(f"'{name}' {value!r} is not a duration such as \"0.068s\".") from None
+    if milliseconds < 0 or milliseconds > 10**15:
+        raise MlflowError.invalid(f"'{name}' {value!r} is out of range.")
+    return milliseconds
+
+
+def epoch_ms(value: datetime) -> int:
+    return int(value.timestamp() * 1000)
+
+
+# --- experiments -----------------------------------------------------------------------------
+
+
+def experiment_json(experiment: Experiment) -> dict:
+    data = {
+        "experiment_id": str(experiment.pk),
+        "name": experiment.name,
+        "artifact_location": f"mlflow-artifacts:/{experiment.pk}",
+        "lifecycle_stage": "active",
+        "last_update_time": epoch_ms(experiment.updated_at),
+        "creation_time": epoch_ms(experiment.created_at),
+        "workspace": "default",
+    }
+    if experiment.description:
+        data["tags"] = [{"key": "mlflow.note.content", "value": experiment.description}]
+    return data
+
+
+def experiment_or_404(actor: Actor, experiment_id) -> Experiment:
+    try:
+        return selectors.experiment_for(actor, experiment_id)
+    except Http404:
+        raise MlflowError.not_found(f"No Experiment with id={experiment_id} exists") from None
+
+
+# --- trace infos and spans -------------------------------------------------------------------
+
+
+def artifact_location(experiment_id, trace_id: str) -> str:
+    return f"mlflow-artifacts:/{experiment_id}/traces/{trace_id}/artifacts"
+
+
+def expected_span_count(trace: Trace) -> int | None:
+    """num_spans from the client's `mlflow.trace.sizeStats` metadata, when it sent one."""
+    try:
+        count = json.loads(trace.metadata.get(META_SIZE_STATS) or "null")["num_spans"]
+    except (ValueError, TypeError, KeyError):
+        return None
+    return count if isinstance(count, int) and count >= 0 else None
+
+
+def is_complete(trace: Trace) -> bool:
+    expected = expected_span_count(trace)
+    return expected is None or trace.span_count >= expected
+
+
+def trace_info_json(trace: Trace, *, assessments: list[dict] = (), spans_location: bool = True) -> dict:
+    """A TraceInfoV3 in proto JSON. `spans_location` adds spansLocation=TRACKING_STORE, which
+    makes the client read spans from this server instead of a traces.json artifact."""
+    tags = dict(trace.tags)
+    if trace.name:
+        tags[TAG_TRACE_NAME] = trace.name
+    tags[TAG_ARTIFACT_LOCATION] = artifact_location(trace.experiment_id, trace.trace_id)
+    if spans_location:
+        tags[TAG_SPANS_LOCATION] = TRACKING_STORE
+    else:
+        tags.pop(TAG_SPANS_LOCATION, None)
+    info = {
+        "trace_id": trace.trace_id,
+        "trace_location": {"type": "MLFLOW_EXPERIMENT", "mlflow_experiment": {"experiment_id": str(trace.experiment_id)}},
+        "request_time": timestamp_json(trace.request_time),
+        "state": trace.state,
+        "trace_metadata": dict(trace.metadata),
+        "assessments": list(assessments),
+        "tags": tags,
+    }
+    if trace.client_request_id:
+        info["client_request_id"] = trace.client_request_id
+    if trace.request_preview:
+        info["request_preview"] = trace.request_preview
+    if trace.response_preview:
+        info["response_preview"] = trace.response_preview
+    if trace.execution_time_ms is not None:
+        info["execution_duration"] = duration_json(trace.execution_time_ms)
+    return info
+
+
+def _id_bytes(hex_id: str) -> str:
+    return base64.b64encode(bytes.fromhex(hex_id)).decode()
+
+
+def any_value_json(value) -> dict:
+    """A Python value as an OTel AnyValue in proto JSON (snake_case)."""
+    if value is None:
+        return {}
+    if isinstance(value, bool):
+        return {"bool_value": value}
+    if isinstance(value, int):
+        return {"int_value": value} if -(2**63) <= value < 2**63 else {"string_value": str(value)}
+    if isinstance(value, float):
+        return {"double_value": value}
+    if isinstance(value, str):
+        return {"string_value": value}
+    if isinstance(value, (list, tuple)):
+        return {"array_value": {"values": [any_value_json(item) for item in value]}}
+    if isinstance(value, dict):
+        return {"kvlist_value": {"values": [{"key": str(k), "value": any_value_json(v)} for k, v in value.items()]}}
+    return {"string_value": str(value)}
+
+
+def _key_values_json(mapping: dict) -> list[dict]:
+    return [{"key": str(key), "value": any_value_json(value)} for key, value in mapping.items()]
+
+
+_SPAN_KINDS = {"SPAN_KIND_UNSPECIFIED", "SPAN_KIND_INTERNAL", "SPAN_KIND_SERVER", "SPAN_KIND_CLIENT",
+               "SPAN_KIND_PRODUCER", "SPAN_KIND_CONSUMER"}
+
+
+def span_attributes(span: Span, trace_id: str) -> dict:
+    """The span's attributes with MLflow's own keys rebuilt from the columns."""
+    attributes = {"mlflow.traceRequestId": trace_id, "mlflow.spanType": span.span_type}
+    if span.inputs is not None:
+        attributes["mlflow.spanInputs"] = span.inputs
+    if span.outputs is not None:
+        attributes["mlflow.spanOutputs"] = span.outputs
+    if isinstance(span.attributes, dict):
+        attributes.update({key: value for key, value in span.attributes.items() if key not in attributes})
+    return attributes
+
+
+def _events(span: Span) -> list[dict]:
+    return [event for event in (span.events or []) if isinstance(event, dict) and event.get("name")]
+
+
+def _event_time(event: dict) -> int:
+    value = event.get("time_unix_nano", event.get("timestamp", 0))
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
+
+
+def span_json(span: Span, trace_id: str) -> dict:
+    """One span as an OTel proto Span in MLflow's JSON (snake_case, base64 ids, typed attributes)."""
+    kind = span.kind if span.kind in _SPAN_KINDS else f"SPAN_KIND_{(span.kind or 'INTERNAL').upper()}"
+    data = {
+        "trace_id": _id_bytes(trace_id.removeprefix("tr-")),
+        "span_id": _id_bytes(span.span_id),
+        "name": span.name,
+        "kind": kind if kind in _SPAN_KINDS else "SPAN_KIND_INTERNAL",
+        "start_time_unix_nano": span.start_time_ns,
+        "attributes": _key_values_json(span_attributes(span, trace_id)),
+        "status": {"code": f"STATUS_CODE_{span.status_code}"},
+    }
+    if span.parent_span_id:
+        data["parent_span_id"] = _id_bytes(span.parent_span_id)
+    if span.end_time_ns is not None:
+        data["end_time_unix_nano"] = span.end_time_ns
+    if span.status_message:
+        data["status"]["message"] = span.status_message
+    events = [
+        {"time_unix_nano": _event_time(event), "name": str(event["name"]),
+         "attributes": _key_values_json(event.get("attributes") if isinstance(event.get("attributes"), dict) else {})}
+        for event in _events(span)
+    ]
+    if events:
+        data["events"] = events
+    return data
+
+
+def ordered_spans(spans) -> list[Span]:
+    """Root first, then by start time (as MLflow returns them)."""
+    return sorted(spans, key=lambda span: (span.parent_span_id is not None, span.start_time_ns, span.span_id))
+
+
+def _dumped(value) -> str:
+    return json.dumps(value, ensure_ascii=False)
+
+
+def span_artifact_json(span: Span, trace_id: str) -> dict:
+    """One span in the `traces.json` artifact format (attribute values are JSON text)."""
+    return {
+        "trace_id": _id_bytes(trace_id.removeprefix("tr-")),
+        "span_id": _id_bytes(span.span_id),
+        "parent_span_id": _id_bytes(span.parent_span_id) if span.parent_span_id else None,
+        "name": span.name,
+        "kind": span.kind if span.kind in _SPAN_KINDS else "SPAN_KIND_INTERNAL",
+        "start_time_unix_nano": span.start_time_ns,
+        "end_time_unix_nano": span.end_time_ns,
+        "events": [
+            {"name": str(event["name"]), "time_unix_nano": _event_time(event),
+             "attributes": event.get("attributes") if isinstance(event.get("attributes"), dict) else {}}
+            for event in _events(span)
+        ],
+        "status": {"code": f"STATUS_CODE_{span.status_code}", "message": span.status_message},
+        "attributes": {key: _dumped(value) for key, value in span_attributes(span, trace_id).items()},
+        "links": [],
+    }
+
+
+def trace_or_404(actor: Actor, trace_id: str) -> Trace:
+    try:
+        return selectors.trace_for(actor, trace_id)
+    except Http404:
+        raise MlflowError.not_found(f"Trace with ID '{trace_id}' not found.") from None
+
+
+# --- search: ordering and page tokens ---------------------------------------------------------
+
+_ORDER_COLUMNS = {
+    "timestamp_ms": "request_time", "timestamp": "request_time", "request_time": "request_time",
+    "execution_time_ms": "execution_time_ms", "execution_time": "execution_time_ms",
+    "end_time_ms": "end_time", "end_time": "end_time",
+    "status": "state", "state": "state", "request_id": "trace_id", "trace_id": "trace_id",
+    "name": "name", "experiment_id": "experiment_id", "client_request_id": "client_request_id",
+    "run_id": "run_id",
+}
+_ORDER_RE = re.compile(r"^\s*(?P<field>`[^`]+`|[^\s`]+(?:\.`[^`]+`)?)\s*(?P<direction>ASC|DESC)?\s*$", re.IGNORECASE)
+
+
+def _end_time():
+    milliseconds = ExpressionWrapper(F("execution_time_ms"), output_field=IntegerField())
+    return F("request_time") + ExpressionWrapper(milliseconds * Value(timedelta(milliseconds=1)), output_field=DurationField())
+
+
+def _order_expression(clause: str):
+    if not isinstance(clause, str):
+        raise MlflowError.invalid(f"Invalid order_by clause {clause!r}: expected a string.")
+    match = _ORDER_RE.match(clause)
+    if not match:
+        raise MlflowError.invalid(f"Invalid order_by clause '{clause}'. Use '<field> [ASC|DESC]', e.g. 'timestamp_ms DESC'.")
+    name, descending = match["field"], (match["direction"] or "ASC").upper() == "DESC"
+    entity, dot, key = name.partition(".")
+    if not dot:
+        entity, key = "attributes", name
+    key = key.strip("`")
+    entity = entity.lower()
+    if entity in ("tag", "tags"):
+        expression = JSONKeyText("tags", key)
+    elif entity in ("metadata", "request_metadata"):
+        expression = JSONKeyText("metadata", key)
+    elif entity in ("attribute", "attributes", "trace") and key.lower() in _ORDER_COLUMNS:
+        column = _ORDER_COLUMNS[key.lower()]
+        if column == "end_time":
+            expression = _end_time()
+        elif column == "run_id":
+            expression = JSONKeyText("metadata", "mlflow.sourceRun")
+        else:
+            expression = F(column)
+    elif entity in ("feedback", "expectation", "assessment", "assessments", "span"):
+        raise MlflowError.invalid(f"Invalid identifier type '{entity}' in order_by '{clause}': traces cannot be sorted by it.")
+    else:
+        raise MlflowError.invalid(
+            f"Invalid order_by clause '{clause}': sort by timestamp_ms, execution_time_ms, end_time_ms, status, "
+            "name, request_id, client_request_id, experiment_id, tags.<key> or metadata.<key>."
+        )
+    return expression.desc(nulls_last=True) if descending else expression.asc(nulls_last=True)
+
+
+def order_traces(queryset: QuerySet[Trace], order_by) -> QuerySet[Trace]:
+    """MLflow's order_by clauses, then its tie-breakers: timestamp_ms DESC, request_id ASC."""
+    if order_by is None:
+        order_by = []
+    elif isinstance(order_by, str):
+        order_by = [order_by]
+    if not isinstance(order_by, list):
+        raise MlflowError.invalid("'order_by' must be a list of strings such as ['timestamp_ms DESC'].")
+    expressions = [_order_expression(clause) for clause in order_by]
+    return queryset.order_by(*expressions, F("request_time").desc(), "trace_id")
+
+
+def search_fingerprint(*parts) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def encode_page_token(offset: int, fingerprint: str) -> str:
+    return base64.b64encode(json.dumps({"offset": offset, "search": fingerprint}).encode()).decode()
+
+
+def decode_page_token(token, fingerprint: str) -> int:
+    """The offset an opaque page token stands for; 400 for a token this search did not issue."""
+    if not token:
+        return 0
+    if not isinstance(token, str):
+        raise MlflowError.invalid("Invalid page token: expected a string.")
+    try:
+        payload = json.loads(base64.b64decode(token.encode() + b"=" * (-len(token) % 4), validate=False))
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        raise MlflowError.invalid("Invalid page token, could not base64-decode.") from None
+    if not isinstance(payload, dict) or not isinstance(payload.get("offset"), int) or payload["offset"] < 0:
+        raise MlflowError.invalid("Invalid page token: it was not issued by this server.")
+    if payload.get("search", fingerprint) != fingerprint:
+        raise MlflowError.invalid("Invalid page token: it belongs to a search with other parameters.")
+    return payload["offset"]
+
+
+def max_results(message: dict, limit: int = MAX_SEARCH_RESULTS, default: int = DEFAULT_SEARCH_RESULTS) -> int:
+    value = message.get("max_results")
+    if value is None or value == "":
+        return default
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise MlflowError.invalid(f"Invalid value {value!r} for parameter 'max_results' supplied.") from None
+    if isinstance(value, bool) or not 1 <= number <= limit:
+        raise MlflowError.invalid(
+            f"Invalid value {value} for parameter 'max_results' supplied. It must be between 1 and {limit}."
+        )
+    return number
+
+
+def location_experiment_ids(message: dict) -> list[str]:
+    """Experiment ids from SearchTracesV3 `locations` (or the older `experiment_ids`)."""
+    ids = []
+    locations = message.get("locations")
+    if locations is not None:
+        if not isinstance(locations, list):
+            raise MlflowError.invalid("'locations' must be a list of trace locations.")
+        for location in locations:
+            experiment_id = (location.get("mlflow_experiment") or {}).get("experiment_id") if isinstance(location, dict) else None
+            if experiment_id in (None, ""):
+                raise MlflowError.invalid(
+                    "Each location must be {\"type\": \"MLFLOW_EXPERIMENT\", \"mlflow_experiment\": {\"experiment_id\": \"1\"}}."
+                )
+            ids.append(str(experiment_id))
+    experiment_ids = message.get("experiment_ids")
+    if isinstance(experiment_ids, str):
+        experiment_ids = [experiment_ids]
+    if isinstance(experiment_ids, list):
+        ids.extend(str(item) for item in experiment_ids)
+    if not ids:
+        raise MlflowError.invalid("Missing value for required parameter 'locations'.")
+    for experiment_id in ids:
+        if not experiment_id.isdigit():
+            raise MlflowError.invalid(f"Invalid experiment id {experiment_id!r}.")
+    return ids
+
+
+# --- endpoints: server ---------------------------------------------------------------------
+
+
+def version(request):
+    """GET /version: the MLflow version the client negotiates with (>= 3.4 turns on OTLP spans)."""
+    return HttpResponse(MLFLOW_VERSION, content_type="text/plain; charset=utf-8")
+
+
+def health(request):
+    return HttpResponse("OK", content_type="text/plain; charset=utf-8")
+
+
+@mlflow_endpoint("GET", auth=False, body=False)
+def server_info(request, message, actor):
+    return json_response({
+        "store_type": "SqlStore", "workspaces_enabled": False, "trace_archival_enabled": False,
+        "multipart_uploads_enabled": False, "multipart_downloads_enabled": False,
+        "artifact_serving_enabled": True, "artifacts_presigned_only": False,
+    })
+
+
+@mlflow_endpoint("GET", "POST", "PUT", "PATCH", "DELETE", auth=False, body=False)
+def endpoint_not_found(request, message, actor, rest=""):
+    """JSON ENDPOINT_NOT_FOUND for MLflow routes FeedbackHub does not implement; the client
+    falls back to older endpoints on this code, and a person reading it learns why."""
+    raise MlflowError("ENDPOINT_NOT_FOUND", f"FeedbackHub does not implement {request.method} {request.path}.")
+
+
+# --- endpoints: experiments -------------------------------------------------------------------
+
+
+@mlflow_endpoint("GET")
+def experiment_get_by_name(request, message, actor):
+    name = field(message, "experiment_name", required=True)
+    experiment = visible_experiments(actor).filter(name=name).first()
+    if experiment is None:
+        raise MlflowError.not_found(f"Could not find experiment with name '{name}'")
+    return json_response({"experiment": experiment_json(experiment)})
+
+
+@mlflow_endpoint("POST")
+def experiment_create(request, message, actor):
+    name = field(message, "name", required=True)
+    try:
+        experiment = services.create_experiment(name=name, actor=actor)
+    except services.Conflict:
+        raise MlflowError("RESOURCE_ALREADY_EXISTS", f"Experiment(name={name}) already exists.") from None
+    return json_response({"experiment_id": str(experiment.pk)})
+
+
+@mlflow_endpoint("GET")
+def experiment_get(request, message, actor):
+    experiment_id = field(message, "experiment_id", required=True)
+    return json_response({"experiment": experiment_json(experiment_or_404(actor, experiment_id))})
+
+
+_NAME_FILTER = re.compile(r"^\s*(?:attributes?\.)?name\s*(=|!=|LIKE|ILIKE)\s*'((?:[^']|'')*)'\s*$", re.IGNORECASE)
+
+
+@mlflow_endpoint("GET", "POST")
+def experiment_search(request, message, actor):
+    """SearchExperiments (also the old ListExperiments): filters `name = '…'` / `name LIKE '…'`."""
+    queryset = visible_experiments(actor).order_by("-created_at", "pk")
+    text = field(message, "filter")
+    if text:
+        match = _NAME_FILTER.match(text)
+        if not match:
+            raise MlflowError.invalid(f"Invalid filter '{text}': experiments can be filtered by name = / != / LIKE / ILIKE '…'.")
+        operator, value = match[1].upper(), match[2].replace("''", "'")
+        pattern = "".join(".*" if char == "%" else "." if char == "_" else re.escape(char) for char in value)
+        if operator == "=":
+            queryset = queryset.filter(name=value)
+        elif operator == "!=":
+            queryset = queryset.exclude(name=value)
+        else:
+            queryset = queryset.filter(**{"name__regex" if operator == "LIKE" else "name__iregex": f"^{pattern}$"})
+    size = max_results(message, limit=50000, default=1000)
+    fingerprint = search_fingerprint("experiments", text)
+    offset = decode_page_token(field(message, "page_token"), fingerprint)
+    rows = list(queryset[offset: offset + size + 1])
+    data = {"experiments": [experiment_json(experiment) for experiment in rows[:size]]}
+    if len(rows) > size:
+        data["next_page_token"] = encode_page_token(offset + size, fingerprint)
+    return json_response(data)
+
+
+# --- endpoints: trace tags ----------------------------------------------------------------------
+
+
+@mlflow_endpoint("PATCH", "DELETE")
+def trace_tags(request, message, actor, trace_id):
+    """SetTraceTag (PATCH {"key", "value"}) and DeleteTraceTag (DELETE {"key"}), v2 and v3 paths."""
+    trace = trace_or_404(actor, trace_id)
+    key = field(message, "key", required=True)
+    if key in SERVER_TAGS or key == TAG_TRACE_NAME:
+        raise MlflowError.invalid(f"Tag '{key}' is managed by the server and cannot be changed.")
+    if request.method == "PATCH":
+        value = message.get("value", "")
+        services.set_trace_tag(trace=trace, key=key, value=value if isinstance(value, str) else json.dumps(value), actor=actor)
+    else:
+        services.delete_trace_tag(trace=trace, key=key, actor=actor)
+    return json_response({})

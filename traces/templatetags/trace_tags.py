@@ -1,0 +1,328 @@
+"""Display helpers for the trace pages: durations, times, ids, JSON, chat messages, icons.
+
+Everything that builds HTML escapes through format_html / conditional_escape; values from
+traces are never marked safe as they are.
+"""
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+from django import template
+from django.utils import timezone
+from django.utils.html import format_html
+from django.utils.safestring import SafeString, mark_safe
+
+register = template.Library()
+
+
+# --- numbers, times, ids -------------------------------------------------------------------------
+
+
+@register.filter
+def duration(ms) -> str:
+    """68 → '68 ms', 1240 → '1.24 s', 125000 → '2m 05s', 0.42 → '0.42 ms'; None → '—'."""
+    if ms is None or ms == "":
+        return "—"
+    ms = float(ms)
+    if ms < 1:
+        return f"{ms:.2f} ms"
+    if ms < 10:
+        return f"{ms:.1f} ms".replace(".0 ms", " ms")
+    if ms < 1000:
+        return f"{ms:.0f} ms"
+    if ms < 60_000:
+        return f"{ms / 1000:.2f} s"
+    minutes, seconds = divmod(int(ms // 1000), 60)
+    if minutes < 60:
+        return f"{minutes}m {seconds:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h {minutes:02d}m"
+
+
+@register.filter
+def reltime(value: datetime | None, now: datetime | None = None) -> str:
+    """'just now', '5 min ago', '3 h ago', '2 d ago', else the date ('26 Nov 2025')."""
+    if value is None:
+        return "—"
+    now = now or timezone.now()
+    seconds = (now - value).total_seconds()
+    if seconds < -60:
+        return timezone.localtime(value).strftime("%d %b %Y %H:%M")
+    if seconds < 45:
+        return "just now"
+    if seconds < 3600:
+        return f"{max(round(seconds / 60), 1)} min ago"
+    if seconds < 86_400:
+        return f"{round(seconds / 3600)} h ago"
+    if seconds < 7 * 86_400:
+        return f"{round(seconds / 86_400)} d ago"
+    return timezone.localtime(value).strftime("%d %b %Y")
+
+
+@register.filter
+def exact_time(value: datetime | None) -> str:
+    """'2025-11-26 14:22:28.123 UTC' in the server's time zone (shown on hover)."""
+    if value is None:
+        return ""
+    local = timezone.localtime(value)
+    return local.strftime("%Y-%m-%d %H:%M:%S.") + f"{local.microsecond // 1000:03d} {local.tzname()}"
+
+
+@register.filter
+def short_id(value: str, keep: int = 4) -> str:
+    """tr-c6521f…5ba5b: enough to recognise an id without its full width."""
+    value = str(value or "")
+    if len(value) <= 16:
+        return value
+    head = 7 if value.startswith("tr-") else 6
+    return f"{value[:head]}…{value[-keep - 1:]}"
+
+
+@register.filter
+def percent(value) -> str:
+    if value is None:
+        return "—"
+    return f"{value * 100:.0f}%"
+
+
+@register.filter
+def num(value) -> str:
+    """A number for people: integers as is, others with at most 3 significant decimals."""
+    if isinstance(value, bool) or value is None:
+        return str(value)
+    if isinstance(value, int) or (isinstance(value, float) and value.is_integer() and abs(value) < 1e15):
+        return str(int(value))
+    if isinstance(value, float):
+        text = f"{value:.3f}" if abs(value) < 1000 else f"{value:.1f}"
+        return text.rstrip("0").rstrip(".")
+    return str(value)
+
+
+# --- JSON -----------------------------------------------------------------------------------------
+
+
+@register.filter
+def pretty_json(value) -> str:
+    """Indented JSON text (escaped by the template like any string)."""
+    try:
+        return json.dumps(value, indent=2, ensure_ascii=False, default=str)
+    except (TypeError, ValueError):
+        return str(value)
+
+
+@register.filter
+def compact_json(value, limit: int = 80) -> str:
+    """One-line JSON (strings without quotes), cut at `limit` characters."""
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+    limit = int(limit)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+JSON_TREE_MAX_NODES = 2500
+JSON_OPEN_DEPTH = 2
+
+
+def _scalar(value) -> SafeString:
+    if value is None:
+        return mark_safe('<span class="j-null">null</span>')
+    if isinstance(value, bool):
+        return mark_safe(f'<span class="j-bool">{"true" if value else "false"}</span>')
+    if isinstance(value, (int, float)):
+        return format_html('<span class="j-num">{}</span>', json.dumps(value))
+    return format_html('<span class="j-str">"{}"</span>', str(value))
+
+
+def _json_nodes(value, depth: int, out: list[str], budget: list[int]) -> None:
+    budget[0] -= 1
+    if isinstance(value, dict) and value:
+        opened = " open" if depth < JSON_OPEN_DEPTH else ""
+        out.append(f'<details class="j-obj"{opened}><summary>{{ <span class="j-count">{len(value)} keys</span> }}</summary><ul>')
+        for key, child in value.items():
+            out.append(format_html('<li><span class="j-key">"{}"</span>: ', str(key)))
+            _json_nodes(child, depth + 1, out, budget)
+            out.append("</li>")
+        out.append("</ul></details>")
+    elif isinstance(value, list) and value:
+        opened = " open" if depth < JSON_OPEN_DEPTH else ""
+        noun = "item" if len(value) == 1 else "items"
+        out.append(f'<details class="j-arr"{opened}><summary>[ <span class="j-count">{len(value)} {noun}</span> ]</summary><ol start="0">')
+        for child in value:
+            out.append("<li>")
+            _json_nodes(child, depth + 1, out, budget)
+            out.append("</li>")
+        out.append("</ol></details>")
+    elif isinstance(value, dict):
+        out.append('<span class="j-punct">{}</span>')
+    elif isinstance(value, list):
+        out.append('<span class="j-punct">[]</span>')
+    else:
+        out.append(_scalar(value))
+
+
+def _count_nodes(value, limit: int) -> int:
+    count, stack = 0, [value]
+    while stack and count <= limit:
+        item = stack.pop()
+        count += 1
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return count
+
+
+@register.filter
+def json_tree(value) -> SafeString:
+    """A foldable JSON view: objects and arrays as <details>, open to depth 2, scalars coloured.
+
+    Values larger than JSON_TREE_MAX_NODES fall back to indented text (one <pre>).
+    """
+    if _count_nodes(value, JSON_TREE_MAX_NODES) > JSON_TREE_MAX_NODES:
+        return format_html('<pre class="json">{}</pre>', pretty_json(value))
+    out: list[str] = []
+    _json_nodes(value, 0, out, [JSON_TREE_MAX_NODES])
+    return mark_safe(f'<div class="json-tree">{"".join(out)}</div>')
+
+
+# --- chat messages --------------------------------------------------------------------------------
+
+
+def _text_of(content) -> tuple[str | None, list]:
+    """A message's text and its non-text parts (images, tool uses, tool results)."""
+    if content is None:
+        return None, []
+    if isinstance(content, str):
+        return content, []
+    if isinstance(content, list):
+        texts, parts = [], []
+        for part in content:
+            if isinstance(part, str):
+                texts.append(part)
+            elif isinstance(part, dict) and part.get("type") in ("text", "input_text", "output_text") and isinstance(part.get("text"), str):
+                texts.append(part["text"])
+            else:
+                parts.append(part)
+        return ("\n\n".join(texts) if texts else None), parts
+    return None, [content]
+
+
+def _arguments(raw) -> str:
+    if isinstance(raw, str):
+        try:
+            return json.dumps(json.loads(raw), indent=2, ensure_ascii=False)
+        except ValueError:
+            return raw
+    return json.dumps(raw, indent=2, ensure_ascii=False, default=str)
+
+
+def _message(raw) -> dict | None:
+    if not isinstance(raw, dict) or not isinstance(raw.get("role"), str):
+        return None
+    text, parts = _text_of(raw.get("content"))
+    tool_calls = []
+    for call in raw.get("tool_calls") or []:
+        if not isinstance(call, dict):
+            continue
+        function = call.get("function") if isinstance(call.get("function"), dict) else call
+        tool_calls.append(
+            {"id": str(call.get("id") or ""), "name": str(function.get("name") or "tool"),
+             "arguments": _arguments(function.get("arguments", function.get("input", {})))}
+        )
+    for part in list(parts):
+        if isinstance(part, dict) and part.get("type") == "tool_use":
+            tool_calls.append({"id": str(part.get("id") or ""), "name": str(part.get("name") or "tool"),
+                               "arguments": _arguments(part.get("input", {}))})
+            parts.remove(part)
+    return {
+        "role": raw["role"],
+        "name": str(raw.get("name") or ""),
+        "text": text,
+        "parts": parts,
+        "tool_calls": tool_calls,
+        "tool_call_id": str(raw.get("tool_call_id") or ""),
+    }
+
+
+def _messages(items) -> list[dict] | None:
+    if not isinstance(items, list) or not items:
+        return None
+    messages = [_message(item) for item in items]
+    return messages if all(messages) else None
+
+
+@register.filter
+def as_conversation(value, side: str = "inputs") -> list[dict] | None:
+    """Chat messages found in a span's inputs or outputs, normalised for display; None if there are none.
+
+    Understands OpenAI chat (messages / choices[].message / tool_calls), the Responses API
+    (`input` / `output` lists), Anthropic content blocks and a bare message or list of messages.
+    """
+    if isinstance(value, list):
+        return _messages(value)
+    if not isinstance(value, dict):
+        return None
+    for key in ("messages", "input", "output"):
+        found = _messages(value.get(key))
+        if found:
+            if side == "inputs" and isinstance(value.get("system"), str):
+                found.insert(0, _message({"role": "system", "content": value["system"]}))
+            return found
+    choices = value.get("choices")
+    if isinstance(choices, list) and choices:
+        found = [_message(choice.get("message")) for choice in choices if isinstance(choice, dict)]
+        found = [message for message in found if message]
+        if found:
+            return found
+    single = _message(value)
+    if single and (single["text"] is not None or single["tool_calls"] or single["parts"]):
+        return [single]
+    return None
+
+
+# --- icons ----------------------------------------------------------------------------------------
+
+ICONS = {
+    "plus": '<path d="M12 5v14M5 12h14"/>',
+    "x": '<path d="M18 6 6 18M6 6l12 12"/>',
+    "copy": '<rect x="9" y="9" width="11" height="11" rx="2"/><path d="M5 15V6a2 2 0 0 1 2-2h9"/>',
+    "check": '<path d="m5 12 5 5 9-10"/>',
+    "edit": '<path d="M4 20h4L19 9l-4-4L4 16v4z"/><path d="m13.5 6.5 4 4"/>',
+    "trash": '<path d="M4 7h16M10 11v6M14 11v6M6 7l1 13h10l1-13M9 7V4h6v3"/>',
+    "history": '<path d="M3 12a9 9 0 1 0 2.6-6.4L3 8"/><path d="M3 3v5h5M12 7v5l3 2"/>',
+    "override": '<path d="M4 7h13l-3-3M20 17H7l3 3"/>',
+    "thumb-up": '<path d="M7 11v9H4v-9h3zm0 0 4-7c1.3 0 2.5 1 2.2 2.5L12.6 10H18a2 2 0 0 1 2 2.3l-1.1 6A2 2 0 0 1 16.9 20H7"/>',
+    "thumb-down": '<path d="M17 13V4h3v9h-3zm0 0-4 7c-1.3 0-2.5-1-2.2-2.5l.6-3.5H6a2 2 0 0 1-2-2.3l1.1-6A2 2 0 0 1 7.1 4H17"/>',
+    "chevron-left": '<path d="m15 6-6 6 6 6"/>',
+    "chevron-right": '<path d="m9 6 6 6-6 6"/>',
+    "chevron-down": '<path d="m6 9 6 6 6-6"/>',
+    "arrow-right": '<path d="M5 12h14M13 6l6 6-6 6"/>',
+    "arrow-left": '<path d="M19 12H5M11 6l-6 6 6 6"/>',
+    "target": '<circle cx="12" cy="12" r="8"/><circle cx="12" cy="12" r="3"/>',
+    "alert": '<path d="M12 3 2 20h20L12 3z"/><path d="M12 10v4M12 17h.01"/>',
+    "keyboard": '<rect x="2" y="6" width="20" height="12" rx="2"/><path d="M6 10h.01M10 10h.01M14 10h.01M18 10h.01M7 14h10"/>',
+    "search": '<circle cx="11" cy="11" r="7"/><path d="m20 20-4-4"/>',
+    "tool": '<path d="M14.7 6.3a4 4 0 0 0-5.4 5.4L3 18l3 3 6.3-6.3a4 4 0 0 0 5.4-5.4l-2.5 2.5-2.4-.6-.6-2.4 2.5-2.5z"/>',
+    "logout": '<path d="M15 4h4v16h-4M10 8l-4 4 4 4M6 12h10"/>',
+    "layers": '<path d="m12 3 9 5-9 5-9-5 9-5z"/><path d="m3 13 9 5 9-5"/>',
+}
+
+
+@register.simple_tag
+def icon(name: str, size: int = 16, label: str = "") -> SafeString:
+    """An inline SVG icon (stroke, currentColor). Decorative unless a `label` is given."""
+    paths = ICONS.get(name)
+    if paths is None:
+        raise template.TemplateSyntaxError(f"unknown icon {name!r}")
+    accessibility = format_html('role="img" aria-label="{}"', label) if label else mark_safe('aria-hidden="true"')
+    return format_html(
+        '<svg class="icon icon-{}" viewBox="0 0 24 24" width="{}" height="{}" fill="none" stroke="currentColor" '
+        'stroke-width="2" stroke-linecap="round" stroke-linejoin="round" focusable="false" {}>{}</svg>',
+        name, size, size, accessibility, mark_safe(paths),
+    )
+
+
+@register.filter
+def status_class(state: str) -> str:
+    return {"OK": "ok", "ERROR": "error", "IN_PROGRESS": "progress"}.get(str(state), "unknown")
+
