@@ -29,7 +29,7 @@ from .serializers import (
 )
 
 IDEMPOTENCY_HEADER = OpenApiParameter(
-    "Idempotency-Key", OpenApiTypes.STR, OpenApiParameter.HEADER,
+    "Idempotency-Key", {"type": "string", "minLength": 1, "maxLength": 200}, OpenApiParameter.HEADER,
     description="A retried request with the same key returns the original result (200) and writes nothing.",
 )
 IF_MATCH_HEADER = OpenApiParameter(
@@ -91,13 +91,23 @@ class TraceDetailApi(APIView):
 class _CreateApi(APIView):
     input_class = FeedbackInput
     service = staticmethod(services.log_feedback)
+    kind = "feedback"
 
     def post(self, request, trace_id):
         actor = request_actor(request)
-        trace = trace_selectors.trace_for(actor, checked_id(trace_id, "Trace"))
+        # Apps export traces in the background, so feedback may overtake its trace: an API key's
+        # create for a well-formed, unseen trace id is held until the trace arrives.
+        hold = services.can_hold_pending(actor, trace_id)
+        trace = None if hold else trace_selectors.trace_for(actor, checked_id(trace_id, "Trace"))
         data = self.input_class(data=request.data)
         data.is_valid(raise_exception=True)
         fields = dict(data.validated_data)
+        if hold:
+            pending = services.hold_pending(
+                trace_id=trace_id, kind=self.kind, actor=actor, channel="api",
+                **source_kwargs(fields, default_source_id(actor)), **fields,
+            )
+            return with_etag(Response(AssessmentOut(pending).data, status=status.HTTP_201_CREATED), pending)
         assessment = self.service(
             trace=trace, actor=actor, channel="api", idempotency_key=idempotency_key(request),
             **source_kwargs(fields, default_source_id(actor)), **fields,
@@ -128,6 +138,7 @@ class FeedbackCreateApi(_CreateApi):
 class ExpectationCreateApi(_CreateApi):
     input_class = ExpectationInput
     service = staticmethod(services.log_expectation)
+    kind = "expectation"
 
     @extend_schema(operation_id="expectations_create", tags=["assessments"], request=ExpectationInput,
                    parameters=[TRACE_ID_PARAM, IDEMPOTENCY_HEADER], responses=CREATE_RESPONSES,
@@ -149,7 +160,8 @@ class AssessmentDetailApi(APIView):
     @extend_schema(operation_id="assessments_get", tags=["assessments"], parameters=[ASSESSMENT_ID_PARAM],
                    responses={200: AssessmentOut, **errors(404)})
     def get(self, request, assessment_id):
-        assessment = selectors.assessment_for(request_actor(request), checked_id(assessment_id, "Assessment"))
+        # or_pending: feedback held for a trace that has not arrived yet reads like any other
+        assessment = selectors.assessment_or_pending_for(request_actor(request), checked_id(assessment_id, "Assessment"))
         return with_etag(Response(AssessmentOut(assessment).data), assessment)
 
     @extend_schema(

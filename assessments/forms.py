@@ -105,9 +105,15 @@ class ValueFields(PanelForm):
 
     value_type = forms.ChoiceField(choices=VALUE_TYPES, initial="boolean", widget=forms.RadioSelect)
     value_boolean = forms.ChoiceField(choices=[("true", "Thumbs up"), ("false", "Thumbs down")], required=False)
-    value_number = forms.CharField(required=False, max_length=64)
-    value_category = forms.CharField(required=False, max_length=10_000, strip=True)
-    value_json = forms.CharField(required=False, widget=forms.Textarea, strip=True)
+    value_number = forms.CharField(
+        required=False, max_length=64, widget=forms.TextInput(attrs={"inputmode": "decimal", "autocomplete": "off"})
+    )
+    value_category = forms.CharField(
+        required=False, max_length=10_000, strip=True, widget=forms.Textarea(attrs={"rows": 2})
+    )
+    value_json = forms.CharField(
+        required=False, strip=True, widget=forms.Textarea(attrs={"rows": 4, "class": "mono", "spellcheck": "false"})
+    )
 
     def set_initial_value(self, value) -> None:
         value_type = value_type_of(value)
@@ -155,7 +161,7 @@ class ValueFields(PanelForm):
 
 
 class MetadataField(forms.CharField):
-    widget = forms.Textarea(attrs={"rows": 2})
+    widget = forms.Textarea(attrs={"rows": 2, "class": "mono", "spellcheck": "false"})
 
     def __init__(self, **kwargs):
         kwargs.setdefault("required", False)

@@ -13,6 +13,12 @@ class AnyJSONField(JSONValueField):
     """Any JSON value: boolean, number, string, list, object or null, returned exactly as sent."""
 
 
+@extend_schema_field({"oneOf": [{"type": "boolean"}, {"type": "number"}, {"type": "string"},
+                               {"type": "array", "items": {}}, {"type": "object"}]})
+class NonNullJSONField(AnyJSONField):
+    """Any JSON value except null."""
+
+
 class SourceInput(serializers.Serializer):
     source_type = serializers.ChoiceField(choices=Assessment.SourceType.choices, default=Assessment.SourceType.HUMAN)
     source_id = serializers.CharField(max_length=250, allow_blank=True, default="")
@@ -26,7 +32,7 @@ class ErrorInput(serializers.Serializer):
 
 class ExpectationInput(serializers.Serializer):
     name = serializers.CharField(max_length=250)
-    value = AnyJSONField(required=False, allow_null=True, default=None)
+    value = NonNullJSONField(help_text="Any JSON value except null")
     rationale = serializers.CharField(required=False, allow_blank=True, default="", trim_whitespace=False)
     source = SourceInput(required=False)
     span_id = serializers.RegexField(
@@ -36,6 +42,8 @@ class ExpectationInput(serializers.Serializer):
 
 
 class FeedbackInput(ExpectationInput):
+    value = AnyJSONField(required=False, allow_null=True, default=None,
+                         help_text="Any JSON value; may be left out (or null) when `error` is given")
     error = ErrorInput(required=False, allow_null=True, default=None)
 
 

@@ -900,7 +900,8 @@ def attach_pending(trace: Trace, actor: Actor | None = None, channel: str | None
     attached = []
     with transaction.atomic():
         pendings = list(
-            PendingAssessment.objects.select_for_update()
+            # of=("self",): PostgreSQL cannot lock the nullable side of the outer joins below.
+            PendingAssessment.objects.select_for_update(of=("self",))
             .filter(trace_id=trace.pk)
             .select_related("actor_key", "actor_user")
             .order_by("created_at", "assessment_id")
@@ -925,18 +926,19 @@ def attach_pending(trace: Trace, actor: Actor | None = None, channel: str | None
                 )
                 pending.delete()
                 continue
+            pending_id = pending.pk
             try:
                 with transaction.atomic():
                     assessment = _replay(trace, pending, sender)
                     pending.delete()
             except (ValidationError, PermissionDenied, Conflict, Assessment.DoesNotExist) as exc:
                 pending_logger.warning(
-                    "dropped pending %s %s for trace %s: %s", pending.kind, pending.pk, trace.pk,
+                    "dropped pending %s %s for trace %s: %s", pending.kind, pending_id, trace.pk,
                     "; ".join(exc.messages) if isinstance(exc, ValidationError) else exc,
                 )
                 pending.delete()
                 continue
-            pending_logger.info("attached pending %s %s to trace %s", pending.kind, pending.pk, trace.pk)
+            pending_logger.info("attached pending %s %s to trace %s", pending.kind, pending_id, trace.pk)
             attached.append(assessment)
     return attached
 

@@ -11,6 +11,8 @@ write (channel "ui", source HUMAN with the reviewer's username). Outcomes:
 """
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpResponse
@@ -26,7 +28,7 @@ from traces.views import HtmxHttpRequest, ListContext, render_trace_page, wants_
 
 from . import selectors, services
 from .forms import AssessmentCreateForm, AssessmentUpdateForm, OverrideForm, ThumbForm
-from .models import Assessment
+from .models import Assessment, Revision
 
 PANEL_TEMPLATE = "assessments/includes/assessment_panel.html"
 TARGET_MODES = ("edit", "override", "history", "delete")
@@ -119,13 +121,28 @@ def panel_context(
         elif mode == "override":
             form = OverrideForm.for_assessment(target)
 
+    feedback_groups = _groups(assessments, Assessment.Kind.FEEDBACK, main_name)
+    expectation_groups = _groups(assessments, Assessment.Kind.EXPECTATION)
+    add_group = None
+    if mode == "add":
+        typed = (form["name"].value() or "").strip()
+        names_here = {g["name"] for g in (feedback_groups if add_kind == Assessment.Kind.FEEDBACK else expectation_groups)}
+        add_group = typed if typed in names_here else None
+    conflict_by = None
+    if conflict is not None:
+        latest = Revision.objects.filter(assessment_id=conflict.assessment_id).order_by("-created_at", "-id").first()
+        conflict_by = latest.actor_label if latest is not None else None
+
     trace_url = trace.get_absolute_url()
     context_params = ctx.params(span=selected_span_id or "")
+    panel_url = reverse("assessments:assessment_panel", args=[trace.trace_id])
     return {
         "trace": trace,
         "assessments": assessments,
-        "feedback_groups": _groups(assessments, Assessment.Kind.FEEDBACK),
-        "expectation_groups": _groups(assessments, Assessment.Kind.EXPECTATION),
+        "feedback_groups": feedback_groups,
+        "expectation_groups": expectation_groups,
+        "add_group": add_group,
+        "conflict_by": conflict_by,
         "can_add": can_add,
         "main_name": main_name,
         "my_thumb": my_thumb,
@@ -141,7 +158,8 @@ def panel_context(
         "selected_span_id": selected_span_id if selected_span_id in span_names else None,
         "selected_span_name": span_names.get(selected_span_id) if selected_span_id else None,
         "trace_url": trace_url,
-        "panel_url": reverse("assessments:assessment_panel", args=[trace.trace_id]),
+        "panel_url": panel_url,
+        "panel_refresh_url": panel_url + (f"?{urlencode(context_params)}" if context_params else ""),
         "ctx_params": sorted(context_params.items()),
         "trace_page_url": trace_url + (f"?{ctx.query(span=selected_span_id or '')}" if context_params else ""),
     }
@@ -157,19 +175,24 @@ def _type_used(assessments: list[Assessment], name: str, default: str) -> str:
     return default
 
 
-def _groups(assessments: list[Assessment], kind: str) -> list[dict]:
-    """Assessments of one kind grouped by name (first use first), with a summary of the valid ones."""
+# Groups read top-down from the reviewer's own verdicts to machine details.
+TYPE_RANK = {"boolean": 0, "number": 1, "string": 2, "error": 3, "list": 4, "object": 4, "none": 5}
+
+
+def _groups(assessments: list[Assessment], kind: str, main_name: str | None = None) -> list[dict]:
+    """Assessments of one kind grouped by name, with a summary of the valid ones. The main boolean
+    name comes first, then thumbs, numbers, labels, errors and structured values; ties by first use."""
     groups: dict[str, dict] = {}
     for a in assessments:
         if a.kind != kind:
             continue
-        group = groups.setdefault(a.name, {"name": a.name, "items": [], "valid": 0})
+        group = groups.setdefault(a.name, {"name": a.name, "items": [], "order": len(groups)})
         group["items"].append(a)
-        group["valid"] += a.valid
     for group in groups.values():
         chips = selectors.summarize_feedback((a.name, a.value, a.error) for a in group["items"] if a.valid)
         group["chip"] = chips[0] if len(chips) == 1 else None
-    return list(groups.values())
+        group["rank"] = min(TYPE_RANK.get(a.value_type, 5) for a in group["items"])
+    return sorted(groups.values(), key=lambda g: (g["name"] != main_name, g["rank"], g["order"]))
 
 
 # --- responses -------------------------------------------------------------------------------------
@@ -394,5 +417,5 @@ def assessment_history(request: HtmxHttpRequest, assessment_id: str) -> HttpResp
     trace = Trace.objects.filter(pk=revisions[0].trace_id).select_related("experiment").first() if revisions else None
     if trace is None:
         raise Http404("The trace of this assessment no longer exists.")
-    context.update({"trace": trace, "current": Assessment.objects.filter(pk=assessment_id).first()})
+    context.update({"trace": trace, "current": Assessment.objects.filter(pk=assessment_id).first(), "standalone": True})
     return render(request, "assessments/assessment_history.html", context)

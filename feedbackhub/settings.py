@@ -123,7 +123,10 @@ IS_POSTGRES = DATABASES["default"]["ENGINE"].endswith("postgresql")
 if IS_POSTGRES and env_int("DB_POOL_MAX", 0) > 0:
     DATABASES["default"]["CONN_MAX_AGE"] = 0  # the pool refuses persistent connections
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
-        "min_size": 1, "max_size": env_int("DB_POOL_MAX", 0), "timeout": 10,
+        # timeout: how long a request waits for a pooled connection. While the database is
+        # down every request waits this long before its 503, holding a gunicorn thread (and
+        # queueing /healthz behind it), so keep it short (tests/reliability measure it).
+        "min_size": 1, "max_size": env_int("DB_POOL_MAX", 0), "timeout": env_int("DB_POOL_TIMEOUT", 2),
     }
 if IS_POSTGRES:
     # A dead database must answer fast (503), not hang a worker.

@@ -70,8 +70,8 @@ class TraceListApi(APIView):
             OpenApiParameter("end_time", OpenApiTypes.STR, description="Epoch ms or ISO 8601, exclusive"),
             OpenApiParameter("order_by", OpenApiTypes.STR, description="request_time|execution_time_ms ASC|DESC"),
             OpenApiParameter("page_token", OpenApiTypes.STR),
-            OpenApiParameter("max_results", OpenApiTypes.INT,
-                             description=f"1–{MAX_PAGE_SIZE}, default {DEFAULT_PAGE_SIZE}"),
+            OpenApiParameter("max_results", {"type": "integer", "minimum": 1, "maximum": MAX_PAGE_SIZE},
+                             description=f"Page size, default {DEFAULT_PAGE_SIZE}"),
         ],
         responses={200: TracePageOut, **errors(400, 404)},
     )

@@ -51,7 +51,6 @@ Deviations from MLflow's search_traces (superset unless noted):
 """
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Callable, Iterator
@@ -794,8 +793,8 @@ def _glob_pattern(pattern: str) -> str:
 
 class Like(Lookup):
     """Case-sensitive LIKE on both databases: PostgreSQL's LIKE, SQLite's GLOB
-    (SQLite's own LIKE ignores ASCII case). Neither backtracks exponentially, unlike
-    a translation to a regular expression would on SQLite (Python's re)."""
+    (SQLite's own LIKE ignores ASCII case). Neither backtracks exponentially, as a
+    translation to a regular expression could on SQLite (Python's re, in-process)."""
 
     lookup_name = "filter_like"
     prepare_rhs = False
@@ -990,7 +989,7 @@ def _assessment_condition(fld: Field, operator: str, value) -> Q:
 
     rows = rows.annotate(value_type=JSONTypeOf("value"), value_text=JSONValueText("value")).annotate(
         json_text=Case(
-            When(value_type="string", then=Concat(Value('"'), F("value_text"), Value('"'))),
+            When(value_type="string", then=Concat(Value('"'), F("value_text"), Value('"'), output_field=TextField())),
             default=F("value_text"),
             output_field=TextField(),
         )

@@ -18,7 +18,6 @@ so that the assessments app can turn them into feedback; this module writes noth
 from __future__ import annotations
 
 import base64
-import gzip
 import json
 import re
 import zlib
@@ -296,7 +295,7 @@ def span_outputs(attributes: dict, events: list[dict]):
 # --- spans --------------------------------------------------------------------------------------
 
 _STATUS = {0: "UNSET", 1: "OK", 2: "ERROR"}
-_KINDS = {0: "SPAN_KIND_UNSPECIFIED", 1: "SPAN_KIND_INTERNAL", 2: "SPAN_KIND_SERVER", 3: "SPAN_KIND_CLIENT",
+_KINDS = {0: "", 1: "SPAN_KIND_INTERNAL", 2: "SPAN_KIND_SERVER", 3: "SPAN_KIND_CLIENT",
           4: "SPAN_KIND_PRODUCER", 5: "SPAN_KIND_CONSUMER"}
 
 
@@ -342,7 +341,7 @@ def _span(proto, trace: DecodedTrace) -> dict:
         "parent_span_id": proto.parent_span_id.hex() or None,
         "name": proto.name[:250],
         "span_type": span_type(attributes),
-        "kind": _KINDS.get(proto.kind, "SPAN_KIND_UNSPECIFIED"),
+        "kind": _KINDS.get(proto.kind, ""),
         "start_time_ns": proto.start_time_unix_nano,
         "end_time_ns": proto.end_time_unix_nano or None,
         "status_code": _STATUS.get(proto.status.code, "UNSET"),
@@ -390,4 +389,6 @@ def decode_traces(message: ExportTraceServiceRequest) -> list[DecodedTrace]:
                     trace.service_name = service[:250]
                     trace.tags.setdefault("service.name", service[:250])
                 trace.spans.append(_span(proto, trace))
+    for trace in traces.values():
+        trace.tags, trace.metadata = without_nul(trace.tags), without_nul(trace.metadata)
     return list(traces.values())

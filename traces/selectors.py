@@ -75,9 +75,14 @@ def trace_for_detail(actor: Actor, trace_id: str) -> Trace:
 def _epoch_ms_or_iso(value: str, field: str) -> datetime:
     value = value.strip()
     try:
-        return datetime.fromtimestamp(int(value) / 1000, tz=timezone.utc)
+        milliseconds = int(value)
     except ValueError:
         pass
+    else:
+        try:
+            return datetime.fromtimestamp(milliseconds / 1000, tz=timezone.utc)
+        except (OverflowError, OSError, ValueError):
+            raise ValidationError({field: "is outside the range of dates"}) from None
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
@@ -324,6 +329,11 @@ class SpanRow:
     collapsed: bool = False
     hidden: bool = False
 
+    @property
+    def indent(self) -> int:
+        """Indentation level for the stylesheet (.d0 … .d24); deeper spans stop moving right."""
+        return min(self.depth, 24)
+
 
 def span_rows(spans: list[Span], *, collapse_depth: int | None = None, reveal: str | None = None) -> list[SpanRow]:
     """The spans as a depth-first list (children in start order) with timeline geometry.
@@ -339,6 +349,8 @@ def span_rows(spans: list[Span], *, collapse_depth: int | None = None, reveal: s
     for span in spans:
         parent = span.parent_span_id if span.parent_span_id in by_id and span.parent_span_id != span.span_id else None
         children.setdefault(parent, []).append(span)
+    for kids in children.values():
+        kids.sort(key=lambda span: (span.start_time_ns, span.span_id))
     start = min(span.start_time_ns for span in spans)
     end = max((span.end_time_ns or span.start_time_ns) for span in spans)
     total = max(end - start, 1)

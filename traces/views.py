@@ -291,7 +291,8 @@ def span_context(span: Span, tab: str | None, trace: Trace, ctx: ListContext) ->
     trace_start_ns = int(trace.request_time.timestamp() * 1e9)
     base = f"{trace.get_absolute_url()}?{ctx.query(span=span.span_id)}"
     tabs = [
-        {"key": key, "label": key.capitalize(), "url": f"{base}&tab={key}", "count": _count(getattr(span, key))}
+        {"key": key, "label": key.capitalize(), "url": f"{base}&tab={key}",
+         "count": _count(getattr(span, key)) if key in ("attributes", "events") else None}
         for key in SPAN_TABS
     ]
     events = span.events if isinstance(span.events, list) else []

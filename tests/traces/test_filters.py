@@ -71,7 +71,12 @@ class TestParseTrees:
         assert parse_filter("feedback.x is not null or not feedback.y like 'a%' and feedback.z in (1)") == Or(
             (
                 comparison("feedback", "x", "IS NOT NULL"),
-                And((Not(comparison("feedback", "y", "LIKE", string("a%"))), comparison("feedback", "z", "IN", (number(1),)))),
+                And(
+                    (
+                        Not(comparison("feedback", "y", "LIKE", string("a%"))),
+                        comparison("feedback", "z", "IN", (number(1),)),
+                    )
+                ),
             )
         )
 
@@ -782,8 +787,9 @@ GARBAGE = st.one_of(
         max_size=12,
     ).map(" ".join),
 )
+# database=None: no example files in the checkout; each run explores afresh.
 PROPERTY_SETTINGS = hypothesis_settings(
-    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=150, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 
 

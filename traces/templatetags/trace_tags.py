@@ -99,6 +99,45 @@ def num(value) -> str:
     return str(value)
 
 
+@register.filter
+def preview_text(preview: str) -> str:
+    """A request preview as people read it: {"question": "…"} → the question; chat messages → the
+    last user message; anything else unchanged."""
+    text = (preview or "").strip()
+    if not text.startswith(("{", "[")):
+        return text
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return text
+    messages = as_conversation(value, "inputs")
+    if messages:
+        users = [m for m in messages if m["role"] == "user" and m["text"]]
+        if users:
+            return users[-1]["text"]
+    if isinstance(value, dict) and len(value) == 1:
+        only = next(iter(value.values()))
+        if isinstance(only, str):
+            return only
+    return text
+
+
+@register.filter
+def chips_title(chips) -> str:
+    """All chips of a row as one line of text (the cell's tooltip, since chips may be cut off)."""
+    parts = []
+    for chip in chips:
+        if chip.kind == "thumbs":
+            parts.append(f"{chip.name}: {chip.up} up, {chip.down} down")
+        elif chip.kind == "number":
+            parts.append(f"{chip.name}: {num(chip.average)}")
+        elif chip.kind == "label":
+            parts.append(f"{chip.name}: " + ", ".join(label for label, _ in chip.top_labels))
+        else:
+            parts.append(chip.name)
+    return " · ".join(parts)
+
+
 # --- JSON -----------------------------------------------------------------------------------------
 
 
@@ -137,7 +176,8 @@ def _json_nodes(value, depth: int, out: list[str], budget: list[int]) -> None:
     budget[0] -= 1
     if isinstance(value, dict) and value:
         opened = " open" if depth < JSON_OPEN_DEPTH else ""
-        out.append(f'<details class="j-obj"{opened}><summary>{{ <span class="j-count">{len(value)} keys</span> }}</summary><ul>')
+        noun = "key" if len(value) == 1 else "keys"
+        out.append(f'<details class="j-obj"{opened}><summary>{{ <span class="j-count">{len(value)} {noun}</span> }}</summary><ul>')
         for key, child in value.items():
             out.append(format_html('<li><span class="j-key">"{}"</span>: ', str(key)))
             _json_nodes(child, depth + 1, out, budget)
