@@ -33,7 +33,7 @@ IDEMPOTENCY_HEADER = OpenApiParameter(
     description="A retried request with the same key returns the original result (200) and writes nothing.",
 )
 IF_MATCH_HEADER = OpenApiParameter(
-    "If-Match", OpenApiTypes.STR, OpenApiParameter.HEADER,
+    "If-Match", {"type": "string", "pattern": r'^(\*|(W/)?"?[0-9]{1,9}"?)$'}, OpenApiParameter.HEADER,
     description='The ETag ("<version>") you read; a stale one answers 412.',
 )
 TRACE_ID_PARAM = OpenApiParameter("trace_id", OpenApiTypes.STR, OpenApiParameter.PATH,
@@ -97,8 +97,14 @@ class _CreateApi(APIView):
         actor = request_actor(request)
         # Apps export traces in the background, so feedback may overtake its trace: an API key's
         # create for a well-formed, unseen trace id is held until the trace arrives.
-        hold = services.can_hold_pending(actor, trace_id)
-        trace = None if hold else trace_selectors.trace_for(actor, checked_id(trace_id, "Trace"))
+        try:
+            trace = trace_selectors.trace_for_write(actor, checked_id(trace_id, "Trace"))
+            hold = False
+        except Http404:
+            hold = services.can_hold_pending(actor, trace_id)
+            if not hold:
+                raise
+            trace = None
         data = self.input_class(data=request.data)
         data.is_valid(raise_exception=True)
         fields = dict(data.validated_data)

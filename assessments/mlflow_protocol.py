@@ -25,7 +25,14 @@ from traces import mlflow_protocol as protocol
 from traces import selectors as trace_selectors
 from traces import services as trace_services
 from traces.models import SPAN_ID_RE, TRACE_ID_RE, Span, Trace
-from traces.otlp import COLUMN_ATTRIBUTES, span_inputs, span_outputs, span_type, without_nul
+from traces.otlp import (
+    COLUMN_ATTRIBUTES,
+    MAX_TIME_NS,
+    span_inputs,
+    span_outputs,
+    span_type,
+    without_nul,
+)
 
 from . import selectors, services
 from .models import Assessment, PendingAssessment
@@ -212,10 +219,10 @@ def _assessments_prefetch() -> Prefetch:
     return Prefetch("assessments", queryset=Assessment.objects.order_by("create_time", "assessment_id"))
 
 
-def trace_info(trace: Trace, *, spans_location: bool = True) -> dict:
+def trace_info(trace: Trace, *, spans_location: bool = True, pending=()) -> dict:
     """TraceInfoV3 with every assessment (valid and overridden), from `trace.assessments`
-    (prefetch it: `_assessments_prefetch`)."""
-    assessments = [assessment_json(assessment) for assessment in trace.assessments.all()]
+    (prefetch it: `_assessments_prefetch`), plus the caller's `pending` ones."""
+    assessments = [assessment_json(assessment) for assessment in [*trace.assessments.all(), *pending]]
     return protocol.trace_info_json(trace, assessments=assessments, spans_location=spans_location)
 
 
@@ -242,9 +249,9 @@ def _one_trace(actor, trace_id: str, *, spans: bool) -> Trace:
     return traces[0]
 
 
-def _trace_with_spans_json(trace: Trace) -> dict:
+def _trace_with_spans_json(trace: Trace, pending=()) -> dict:
     return {
-        "trace_info": trace_info(trace),
+        "trace_info": trace_info(trace, pending=pending),
         "spans": [protocol.span_json(span, trace.trace_id) for span in protocol.ordered_spans(trace.spans.all())],
     }
 
@@ -252,27 +259,36 @@ def _trace_with_spans_json(trace: Trace) -> dict:
 # --- trace export ---------------------------------------------------------------------------
 
 
+def _string_map(value, name: str) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise MlflowError.invalid(f"'{name}' must be an object of string keys to string values.")
+    return {str(key): item if isinstance(item, str) else json.dumps(item) for key, item in value.items()}
+
+
 def _ingest_fields(info: dict) -> dict:
     """TraceInfoV3 → ingest_trace arguments."""
-    tags = dict(info.get("tags") or {})
+    tags = _string_map(info.get("tags"), "tags")
     for key in protocol.SERVER_TAGS:
         tags.pop(key, None)
     name = tags.pop(protocol.TAG_TRACE_NAME, None)
-    metadata = dict(info.get("trace_metadata") or info.get("request_metadata") or {})
+    metadata = _string_map(info.get("trace_metadata", info.get("request_metadata")), "trace_metadata")
     metadata["mlflow.trace.infoFinalized"] = "true"
+    client_request_id = info.get("client_request_id")
     state = info.get("state") or None
     if state is not None and state not in Trace.State.values:
         raise MlflowError.invalid(f"Invalid trace state {state!r}: use OK, ERROR or IN_PROGRESS.")
     fields = {
         "name": name,
-        "tags": {str(key): value if isinstance(value, str) else json.dumps(value) for key, value in tags.items()},
-        "metadata": {str(key): value if isinstance(value, str) else json.dumps(value) for key, value in metadata.items()},
+        "tags": tags,
+        "metadata": metadata,
         "request_time": protocol.parse_timestamp(info.get("request_time"), "request_time"),
         "execution_time_ms": protocol.parse_duration(info.get("execution_duration"), "execution_duration"),
         "state": state,
         "request_preview": info.get("request_preview") if isinstance(info.get("request_preview"), str) else None,
         "response_preview": info.get("response_preview") if isinstance(info.get("response_preview"), str) else None,
-        "client_request_id": info.get("client_request_id") or None,
+        "client_request_id": str(client_request_id) if client_request_id not in (None, "") else None,
     }
     return without_nul(fields)
 
@@ -312,8 +328,9 @@ def start_trace(request, message, actor):
     trace_id = info.get("trace_id") or info.get("request_id")
     if not isinstance(trace_id, str) or not TRACE_ID_RE.match(trace_id):
         raise MlflowError.invalid(f"Invalid trace_id {trace_id!r}: FeedbackHub stores 'tr-' + 32 lowercase hex ids.")
-    location = info.get("trace_location") or {}
-    experiment_id = (location.get("mlflow_experiment") or {}).get("experiment_id") if isinstance(location, dict) else None
+    location = info.get("trace_location")
+    experiment = location.get("mlflow_experiment") if isinstance(location, dict) else None
+    experiment_id = experiment.get("experiment_id") if isinstance(experiment, dict) else None
     if experiment_id in (None, ""):
         raise MlflowError.invalid("Missing value for required parameter 'trace.trace_info.trace_location.mlflow_experiment'.")
     experiment = protocol.experiment_or_404(actor, experiment_id)
@@ -367,6 +384,8 @@ def _artifact_spans(body: bytes) -> list[dict]:
             }
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise MlflowError.invalid(f"traces.json spans[{index}] is malformed ({exc.__class__.__name__}: {exc}).") from None
+        if max(span["start_time_ns"], span["end_time_ns"] or 0) > MAX_TIME_NS:
+            raise MlflowError.invalid(f"traces.json spans[{index}]: start/end time is out of range.")
         result.append(without_nul(span))
     return result
 
@@ -421,8 +440,11 @@ def trace_artifact(request, message, actor, experiment_id, trace_id, path):
 
 @protocol.mlflow_endpoint("GET")
 def get_trace_info(request, message, actor, trace_id):
-    """GetTraceInfoV3: the trace info with all its assessments (valid and overridden)."""
-    return protocol.json_response({"trace": {"trace_info": trace_info(_one_trace(actor, trace_id, spans=False))}})
+    """GetTraceInfoV3: the trace info with all its assessments (valid and overridden), and the
+    caller's feedback that still waits for its span."""
+    trace = _one_trace(actor, trace_id, spans=False)
+    pending = selectors.pending_for_trace(actor, trace.pk)
+    return protocol.json_response({"trace": {"trace_info": trace_info(trace, pending=pending)}})
 
 
 @protocol.mlflow_endpoint("GET")
@@ -439,7 +461,8 @@ def get_trace(request, message, actor):
         trace = _one_trace(actor, trace_id, spans=True)
     if not allow_partial and not protocol.is_complete(trace):
         raise MlflowError.not_found(f"Trace with ID {trace_id} is not fully exported yet, please try again later.")
-    return protocol.json_response({"trace": _trace_with_spans_json(trace)})
+    pending = selectors.pending_for_trace(actor, trace.pk)
+    return protocol.json_response({"trace": _trace_with_spans_json(trace, pending)})
 
 
 def _trace_ids(message: dict) -> list[str]:
@@ -469,7 +492,7 @@ def batch_get_trace_infos(request, message, actor):
 def search_traces(request, message, actor):
     """SearchTracesV3: the shared filter language (MLflow's grammar plus OR / parentheses),
     MLflow's order_by and tie-breakers, max_results <= 500, opaque page tokens."""
-    experiment_ids = protocol.location_experiment_ids(message)
+    experiment_ids = protocol.search_experiment_ids(actor, message)
     text = protocol.field(message, "filter")
     order_by = message.get("order_by")
     size = protocol.max_results(message)

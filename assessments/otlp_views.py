@@ -46,14 +46,17 @@ def _experiment(request, actor: Actor) -> Experiment:
     experiment_id = request.headers.get(EXPERIMENT_ID_HEADER, "").strip()
     wanted = request.headers.get(EXPERIMENT_HEADER, "").strip()
     if experiment_id:
-        experiment = visible_experiments(actor).filter(pk=int(experiment_id)).first() if experiment_id.isdigit() else None
+        if experiment_id == protocol.DEFAULT_EXPERIMENT_ID:  # mlflow apps that never call set_experiment
+            return protocol.experiment_or_404(actor, experiment_id)
+        valid_id = experiment_id.isdigit() and len(experiment_id) <= 18
+        experiment = visible_experiments(actor).filter(pk=int(experiment_id)).first() if valid_id else None
         if experiment is None:
             raise _Refused(404, f"Experiment {experiment_id!r} ({EXPERIMENT_ID_HEADER}) not found for this API key.")
         return experiment
     if wanted:
         experiments = visible_experiments(actor)
         experiment = experiments.filter(name=wanted).first()
-        if experiment is None and wanted.isdigit():
+        if experiment is None and wanted.isdigit() and len(wanted) <= 18:
             experiment = experiments.filter(pk=int(wanted)).first()
         if experiment is None:
             raise _Refused(404, f"Experiment {wanted!r} ({EXPERIMENT_HEADER}) not found for this API key.")

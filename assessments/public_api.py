@@ -27,12 +27,14 @@ from django.conf import settings
 from django.core import signing
 from django.http import Http404
 from django.utils.crypto import salted_hmac
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import permissions, serializers, status
 from rest_framework.exceptions import APIException, PermissionDenied, ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from feedbackhub.api import ERRORS, errors
 from feedbackhub.throttling import PublicIpThrottle, PublicTokenThrottle
 from traces import selectors as trace_selectors
 from traces.access import REVIEWER, Actor
@@ -269,7 +271,12 @@ class FeedbackTokenOut(serializers.Serializer):
 
 
 class FeedbackTokenCreateApi(APIView):
-    @extend_schema(request=FeedbackTokenInput, responses={201: FeedbackTokenOut})
+    @extend_schema(
+        operation_id="feedback_tokens_create", tags=["end-user feedback"], request=FeedbackTokenInput,
+        parameters=[OpenApiParameter("trace_id", OpenApiTypes.STR, OpenApiParameter.PATH,
+                                     description="'tr-' + 32 lowercase hex digits")],
+        responses={201: FeedbackTokenOut, **errors(400, 403, 404, 413)},
+    )
     def post(self, request, trace_id):
         actor = request_actor(request)
         trace = trace_selectors.trace_for(actor, trace_id)
@@ -325,14 +332,19 @@ class PublicFeedbackApi(APIView):
     throttle_classes = [PublicIpThrottle, PublicTokenThrottle]
 
     @extend_schema(
-        auth=[],
-        request=PublicFeedbackInput,
+        operation_id="public_feedback_create", tags=["end-user feedback"], auth=[], request=PublicFeedbackInput,
         responses={
             201: PublicFeedbackOut,
-            400: OpenApiResponse(description="Malformed body"),
-            403: OpenApiResponse(description="Token expired, altered or out of scope; origin not allowed"),
-            409: OpenApiResponse(description="Token used up"),
-            429: OpenApiResponse(description="Rate limit (per token, per address)"),
+            400: ERRORS[400],
+            403: OpenApiResponse(
+                OpenApiTypes.OBJECT,
+                description='`{"token": [...]}` expired, altered or its key revoked; `{"name"|"value": [...]}` '
+                'outside what the token allows; `{"detail": ...}` an origin not in FEEDBACKHUB_CORS_ORIGINS.',
+            ),
+            404: ERRORS[404],
+            409: OpenApiResponse(OpenApiTypes.OBJECT, description='`{"token": [...]}`: the token\'s uses are spent.'),
+            413: ERRORS[413],
+            429: OpenApiResponse(OpenApiTypes.OBJECT, description="Rate limit per token and per address (Retry-After)."),
         },
     )
     def post(self, request):

@@ -300,3 +300,16 @@ def assessment_or_pending_for(actor: Actor, assessment_id: str) -> Assessment:
         if pending is None:
             raise
         return pending_as_assessment(pending)
+
+
+def pending_for_trace(actor: Actor, trace_id: str) -> list[Assessment]:
+    """The actor's unexpired pending assessments of a trace (e.g. span feedback waiting for its
+    span), shown as assessments; one query."""
+    from django.utils import timezone
+
+    from .models import PendingAssessment
+
+    if actor.api_key is None:
+        return []
+    rows = PendingAssessment.objects.filter(trace_id=trace_id, actor_key=actor.api_key, expires_at__gt=timezone.now())
+    return [pending_as_assessment(row) for row in rows.order_by("created_at", "assessment_id")]

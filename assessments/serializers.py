@@ -1,4 +1,5 @@
 """Shapes of the native API for assessments: `*Input` parse only, `*Out` present only."""
+from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
@@ -94,6 +95,39 @@ class AssessmentOut(serializers.ModelSerializer):
     def get_overridden_by(self, obj) -> str | None:
         """Set by the selectors (assessments.selectors) without a query per row."""
         return getattr(obj, "overridden_by_id", None)
+
+    def to_representation(self, instance) -> dict:
+        """The dict DRF's field-by-field walk gives (tests/assessments/test_write_path.py checks
+        they agree), built directly: DRF rebuilds a ModelSerializer's fields for every instance,
+        which cost about a fifth of a feedback create's Python time."""
+        return {
+            "assessment_id": instance.assessment_id,
+            "trace_id": instance.trace_id,
+            "span_id": instance.span_id,
+            "name": instance.name,
+            "kind": str(instance.kind),
+            "value": instance.value,
+            "error": instance.error,
+            "rationale": instance.rationale,
+            "source": {"source_type": str(instance.source_type), "source_id": str(instance.source_id)},
+            "metadata": instance.metadata,
+            "overrides": instance.overrides_id,
+            "overridden_by": getattr(instance, "overridden_by_id", None),
+            "valid": bool(instance.valid),
+            "version": int(instance.version),
+            "create_time": _iso_datetime(instance.create_time),
+            "last_update_time": _iso_datetime(instance.last_update_time),
+        }
+
+
+def _iso_datetime(value) -> str | None:
+    """As DRF's DateTimeField presents it: current time zone, ISO 8601, "Z" for UTC."""
+    if value is None:
+        return None
+    if timezone.is_aware(value):
+        value = value.astimezone(timezone.get_current_timezone())
+    text = value.isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
 class TraceDetailOut(TraceOut):

@@ -18,6 +18,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.html import format_html_join
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import trigger_client_event
 
@@ -81,6 +82,9 @@ def panel_context(
     if span_names is None:
         span_names = selectors.span_names(trace.trace_id, [a.span_id for a in assessments] + [selected_span_id])
     by_id = {a.assessment_id: a for a in assessments}
+    # Reversed once, filled in per item (a panel may list hundreds of assessments).
+    history_url = reverse("assessments:assessment_history", args=["__id__"])
+    delete_url = reverse("assessments:assessment_delete", args=["__id__"])
     can_add = actor.can(exp_id, REVIEWER)
     is_owner = actor.can(exp_id, OWNER)
     for a in assessments:
@@ -92,6 +96,8 @@ def panel_context(
         a.replacement = by_id.get(getattr(a, "overridden_by_id", None))
         a.replaced = by_id.get(a.overrides_id)
         a.span_name = span_names.get(a.span_id) if a.span_id else None
+        a.history_url = history_url.replace("__id__", a.assessment_id)
+        a.delete_url = delete_url.replace("__id__", a.assessment_id)
 
     target = by_id.get(target_id) if target_id else None
     if mode in TARGET_MODES and target is None:
@@ -160,7 +166,8 @@ def panel_context(
         "trace_url": trace_url,
         "panel_url": panel_url,
         "panel_refresh_url": panel_url + (f"?{urlencode(context_params)}" if context_params else ""),
-        "ctx_params": sorted(context_params.items()),
+        # Hidden inputs carrying the list context in every panel form, rendered once per panel.
+        "ctx_inputs": format_html_join("", '<input type="hidden" name="{}" value="{}">', sorted(context_params.items())),
         "trace_page_url": trace_url + (f"?{ctx.query(span=selected_span_id or '')}" if context_params else ""),
     }
 

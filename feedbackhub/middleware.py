@@ -25,7 +25,10 @@ def error_response(request, status: int, message: str, mlflow_code: str) -> Json
 
 def database_unavailable(request, exception: Exception) -> JsonResponse:
     """The fast 503 + Retry-After that replaces an HTML 500 while the database is unreachable."""
-    logger.warning("database unavailable on %s %s: %s", request.method, request.path, exception.__class__.__name__)
+    logger.warning(
+        "database unavailable on %s %s: %s: %s",
+        request.method, request.path, exception.__class__.__name__, str(exception).strip()[:200],
+    )
     response = error_response(request, 503, "The database is unavailable; retry shortly.", "TEMPORARILY_UNAVAILABLE")
     response["Retry-After"] = str(RETRY_AFTER_SECONDS)
     return response

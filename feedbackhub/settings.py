@@ -179,6 +179,9 @@ FEEDBACKHUB_MAX_METADATA_ENTRIES = env_int("FEEDBACKHUB_MAX_METADATA_ENTRIES", 1
 FEEDBACKHUB_MAX_FILTER_LENGTH = env_int("FEEDBACKHUB_MAX_FILTER_LENGTH", 4000)
 # Feedback for a trace id not seen yet is held this long before it expires.
 FEEDBACKHUB_PENDING_FEEDBACK_SECONDS = env_int("FEEDBACKHUB_PENDING_FEEDBACK_SECONDS", 3600)
+# A resolved API key is reused in-process this long (no query per request); a key revoked in
+# another worker stops working within it. 0 turns the cache off.
+FEEDBACKHUB_API_KEY_CACHE_SECONDS = env_int("FEEDBACKHUB_API_KEY_CACHE_SECONDS", 5)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

@@ -33,16 +33,19 @@ class Actor:
     # experiment ids the key is scoped to; loaded once by the authentication class
     key_experiment_ids: frozenset[int] = field(default_factory=frozenset)
     _roles: dict[int, str | None] = field(default_factory=dict, repr=False)
+    # Re-reads the key's experiment ids once when a role is asked for an experiment outside
+    # them (the ids may come from the short-lived key cache of traces.authentication).
+    _reload_scope: object | None = field(default=None, repr=False)
 
     @classmethod
     def for_user(cls, user) -> Actor:
         return cls(user=user)
 
     @classmethod
-    def for_key(cls, api_key: ApiKey, experiment_ids=None) -> Actor:
+    def for_key(cls, api_key: ApiKey, experiment_ids=None, reload_scope=None) -> Actor:
         if experiment_ids is None:
             experiment_ids = api_key.experiments.values_list("pk", flat=True)
-        return cls(api_key=api_key, key_experiment_ids=frozenset(experiment_ids))
+        return cls(api_key=api_key, key_experiment_ids=frozenset(experiment_ids), _reload_scope=reload_scope)
 
     @classmethod
     def for_end_user(cls, pseudonym: str, experiment_id: int) -> Actor:
@@ -75,6 +78,9 @@ class Actor:
         if self.system is not None:
             role = OWNER
         elif self.api_key is not None:
+            if experiment_id not in self.key_experiment_ids and self._reload_scope is not None:
+                self.key_experiment_ids = frozenset(self._reload_scope())
+                self._reload_scope = None
             role = APP if experiment_id in self.key_experiment_ids else None
         elif self.end_user is not None:
             role = END_USER if experiment_id in self.key_experiment_ids else None

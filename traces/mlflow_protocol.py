@@ -23,7 +23,14 @@ import re
 from datetime import datetime, timedelta, timezone
 
 from django.core.exceptions import ObjectDoesNotExist, PermissionDenied, ValidationError
-from django.db.models import DurationField, ExpressionWrapper, F, IntegerField, QuerySet, Value
+from django.db.models import (
+    DurationField,
+    ExpressionWrapper,
+    F,
+    IntegerField,
+    QuerySet,
+    Value,
+)
 from django.http import Http404, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework.exceptions import AuthenticationFailed
@@ -33,6 +40,7 @@ from .access import Actor, visible_experiments
 from .authentication import actor_for_key, bearer_token
 from .filters import FilterError, JSONKeyText
 from .models import Experiment, Span, Trace
+from .otlp import without_nul
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +49,7 @@ MLFLOW_VERSION = "3.18.0"
 MAX_SEARCH_RESULTS = 500
 DEFAULT_SEARCH_RESULTS = 100
 MAX_BATCH_TRACES = 100
+MAX_OFFSET = 10**9
 
 # Server-owned tags of a trace info.
 TAG_TRACE_NAME = "mlflow.traceName"
@@ -132,7 +141,7 @@ def _json_body(request) -> dict:
         raise MlflowError("MALFORMED_REQUEST", f"The request body is not valid JSON: {exc}.") from None
     if not isinstance(body, dict):
         raise MlflowError("MALFORMED_REQUEST", "The request body must be a JSON object.")
-    return body
+    return without_nul(body)
 
 
 def _query_message(request) -> dict:
@@ -141,7 +150,7 @@ def _query_message(request) -> dict:
     for key in request.GET:
         values = request.GET.getlist(key)
         message[key] = values if len(values) > 1 else values[0]
-    return message
+    return without_nul(message)
 
 
 def mlflow_endpoint(*methods: str, auth: bool = True, body: bool = True):
@@ -164,6 +173,8 @@ def mlflow_endpoint(*methods: str, auth: bool = True, body: bool = True):
                         f"{request.method} is not supported on {request.path}; use {' or '.join(methods)}.",
                         status=405,
                     )
+                if any("\x00" in str(value) or len(str(value)) > 1000 for value in kwargs.values()):
+                    raise MlflowError.not_found(f"Nothing at {request.path[:200]!r}.")
                 actor = request_actor(request) if auth else None
                 if not body:
                     message = {}
@@ -286,7 +297,27 @@ def experiment_json(experiment: Experiment) -> dict:
     return data
 
 
+DEFAULT_EXPERIMENT_ID = "0"
+
+
+def resolve_experiment_id(actor: Actor, experiment_id) -> str:
+    """MLflow's Default experiment ("0", used when the app never calls set_experiment) is the
+    key's experiment when the key is scoped to exactly one. 404 for ids that cannot exist."""
+    if not str(experiment_id).isdigit() or len(str(experiment_id)) > 18:
+        raise MlflowError.not_found(f"No Experiment with id={str(experiment_id)[:40]} exists")
+    if str(experiment_id) == DEFAULT_EXPERIMENT_ID:
+        if actor.api_key is not None and len(actor.key_experiment_ids) == 1:
+            return str(next(iter(actor.key_experiment_ids)))
+        raise MlflowError.not_found(
+            "No Experiment with id=0 exists: MLflow's Default experiment stands for the API key's experiment, "
+            f"but this key is scoped to {len(actor.key_experiment_ids)} experiments. "
+            "Call mlflow.set_experiment(...) or set MLFLOW_EXPERIMENT_NAME."
+        )
+    return str(experiment_id)
+
+
 def experiment_or_404(actor: Actor, experiment_id) -> Experiment:
+    experiment_id = resolve_experiment_id(actor, experiment_id)
     try:
         return selectors.experiment_for(actor, experiment_id)
     except Http404:
@@ -544,7 +575,8 @@ def decode_page_token(token, fingerprint: str) -> int:
         payload = json.loads(base64.b64decode(token.encode() + b"=" * (-len(token) % 4), validate=False))
     except (binascii.Error, ValueError, UnicodeDecodeError):
         raise MlflowError.invalid("Invalid page token, could not base64-decode.") from None
-    if not isinstance(payload, dict) or not isinstance(payload.get("offset"), int) or payload["offset"] < 0:
+    offset = payload.get("offset") if isinstance(payload, dict) else None
+    if not isinstance(offset, int) or isinstance(offset, bool) or not 0 <= offset <= MAX_OFFSET:
         raise MlflowError.invalid("Invalid page token: it was not issued by this server.")
     if payload.get("search", fingerprint) != fingerprint:
         raise MlflowError.invalid("Invalid page token: it belongs to a search with other parameters.")
@@ -574,7 +606,8 @@ def location_experiment_ids(message: dict) -> list[str]:
         if not isinstance(locations, list):
             raise MlflowError.invalid("'locations' must be a list of trace locations.")
         for location in locations:
-            experiment_id = (location.get("mlflow_experiment") or {}).get("experiment_id") if isinstance(location, dict) else None
+            experiment = location.get("mlflow_experiment") if isinstance(location, dict) else None
+            experiment_id = experiment.get("experiment_id") if isinstance(experiment, dict) else None
             if experiment_id in (None, ""):
                 raise MlflowError.invalid(
                     "Each location must be {\"type\": \"MLFLOW_EXPERIMENT\", \"mlflow_experiment\": {\"experiment_id\": \"1\"}}."
@@ -588,9 +621,14 @@ def location_experiment_ids(message: dict) -> list[str]:
     if not ids:
         raise MlflowError.invalid("Missing value for required parameter 'locations'.")
     for experiment_id in ids:
-        if not experiment_id.isdigit():
-            raise MlflowError.invalid(f"Invalid experiment id {experiment_id!r}.")
+        if not experiment_id.isdigit() or len(experiment_id) > 18:
+            raise MlflowError.invalid(f"Invalid experiment id {experiment_id[:40]!r}.")
     return ids
+
+
+def search_experiment_ids(actor: Actor, message: dict) -> list[str]:
+    """location_experiment_ids with MLflow's Default experiment ("0") resolved for the key."""
+    return [resolve_experiment_id(actor, experiment_id) for experiment_id in location_experiment_ids(message)]
 
 
 # --- endpoints: server ---------------------------------------------------------------------

@@ -60,6 +60,8 @@ GENAI_MESSAGE_EVENTS = {
 }
 _INDEXED = re.compile(r"^(?P<prefix>.+?)\.(?P<index>\d+)\.(?P<rest>.+)$")
 _ID_KEYS = ("traceId", "spanId", "parentSpanId")
+# Span times are stored as signed 64-bit integers.
+MAX_TIME_NS = 2**63 - 1
 
 
 class OtlpError(Exception):
@@ -118,12 +120,26 @@ def _decompress(body: bytes, encoding: str, limit: int) -> bytes:
     return data
 
 
+def _items(node, *keys) -> list:
+    """node[key] for the first key present, when node is an object and the value a list."""
+    if not isinstance(node, dict):
+        return []
+    for key in keys:
+        value = node.get(key)
+        if value is not None:
+            return value if isinstance(value, list) else []
+    return []
+
+
 def _hex_ids_to_base64(data):
-    """OTLP/JSON writes ids as hex; protobuf's JSON mapping expects base64 for bytes fields."""
-    for resource_spans in data.get("resourceSpans") or data.get("resource_spans") or []:
-        for scope_spans in resource_spans.get("scopeSpans") or resource_spans.get("scope_spans") or []:
-            for span in scope_spans.get("spans") or []:
-                for item in [span, *(span.get("links") or [])]:
+    """OTLP/JSON writes ids as hex; protobuf's JSON mapping expects base64 for bytes fields.
+    Anything that is not shaped like a request is left for ParseDict to refuse."""
+    for resource_spans in _items(data, "resourceSpans", "resource_spans"):
+        for scope_spans in _items(resource_spans, "scopeSpans", "scope_spans"):
+            for span in _items(scope_spans, "spans"):
+                for item in [span, *_items(span, "links")]:
+                    if not isinstance(item, dict):
+                        continue
                     for key in (*_ID_KEYS, "trace_id", "span_id", "parent_span_id"):
                         value = item.get(key)
                         if isinstance(value, str) and value:
@@ -328,6 +344,8 @@ def _span(proto, trace: DecodedTrace) -> dict:
     span_id = proto.span_id.hex()
     if proto.parent_span_id and len(proto.parent_span_id) != 8:
         raise OtlpError(f"span {span_id}: parent_span_id must be 8 bytes")
+    if max(proto.start_time_unix_nano, proto.end_time_unix_nano) > MAX_TIME_NS:
+        raise OtlpError(f"span {span_id}: start/end time is beyond {MAX_TIME_NS} ns (year 2262)")
     attributes = key_values(proto.attributes)
     events = [
         {"name": event.name, "time_unix_nano": event.time_unix_nano, "attributes": key_values(event.attributes)}

@@ -49,6 +49,15 @@ def trace_for(actor: Actor, trace_id: str, *, for_update: bool = False) -> Trace
     return trace
 
 
+def trace_for_write(actor: Actor, trace_id: str) -> Trace:
+    """Only the trace's id and experiment, for the write paths (feedback create); Http404 when
+    missing or not visible. One narrow query by primary key."""
+    trace = Trace.objects.only("trace_id", "experiment_id").filter(pk=trace_id).first()
+    if trace is None or actor.role(trace.experiment_id) is None:
+        raise Http404(f"Trace {trace_id} not found.")
+    return trace
+
+
 def trace_for_detail(actor: Actor, trace_id: str) -> Trace:
     """A trace with its spans (start order) and assessments (creation order) prefetched.
 
@@ -223,8 +232,7 @@ def keyset_page(queryset: QuerySet[Trace], *, ordering: str, page_token: str | N
 # Span columns the span tree needs; payloads (inputs, outputs, attributes, events) stay in
 # the database until a span is selected.
 SPAN_TREE_FIELDS = (
-    "id", "trace_id", "span_id", "parent_span_id", "name", "span_type",
-    "start_time_ns", "end_time_ns", "status_code", "status_message",
+    "span_id", "parent_span_id", "name", "span_type", "start_time_ns", "end_time_ns", "status_code", "status_message",
 )
 
 
@@ -242,25 +250,30 @@ def trace_stats_by_experiment(experiment_ids) -> dict[int, dict]:
 
 
 def trace_for_review(actor: Actor, trace_id: str) -> Trace:
-    """A trace for the detail page: experiment joined, spans (tree columns only, start order)
-    and assessments (creation order) prefetched. Three queries whatever the size, plus the
-    actor's role lookup (cached on the actor). Span payloads are deferred: the page loads
-    them one span at a time (`span_for`)."""
+    """A trace for the detail page: experiment joined, assessments (creation order) prefetched.
+    Two queries, plus the actor's role lookup (cached on the actor); the spans come from
+    `span_tree_for`."""
     from django.apps import apps
 
     Assessment = apps.get_model("assessments", "Assessment")
     trace = (
         Trace.objects.select_related("experiment")
-        .prefetch_related(
-            Prefetch("spans", queryset=Span.objects.only(*SPAN_TREE_FIELDS).order_by("start_time_ns", "span_id")),
-            Prefetch("assessments", queryset=Assessment.objects.order_by("create_time", "assessment_id")),
-        )
+        .prefetch_related(Prefetch("assessments", queryset=Assessment.objects.order_by("create_time", "assessment_id")))
         .filter(pk=trace_id)
         .first()
     )
     if trace is None or actor.role(trace.experiment_id) is None:
         raise Http404(f"Trace {trace_id} not found.")
     return trace
+
+
+def span_tree_for(trace: Trace) -> list:
+    """The trace's spans for the tree, in start order: light named tuples of SPAN_TREE_FIELDS
+    (one query). Payloads (inputs, outputs, attributes, events) stay in the database until a span
+    is selected (`span_for`); a 1,000-span trace builds no model instances."""
+    return list(
+        Span.objects.filter(trace_id=trace.pk).order_by("start_time_ns", "span_id").values_list(*SPAN_TREE_FIELDS, named=True)
+    )
 
 
 def span_for(actor: Actor, trace_id: str, span_id: str) -> Span:

@@ -354,9 +354,17 @@ def revoke_api_key(*, api_key: ApiKey, actor: Actor) -> ApiKey:
         .update(revoked_at=now)
     )
     api_key.refresh_from_db(fields=["revoked_at"])
+    _forget_cached_key(api_key)
     if updated:
         logger.info("api key %s revoked by %s", api_key.prefix, actor.label)
     return api_key
+
+
+def _forget_cached_key(api_key: ApiKey) -> None:
+    """This process stops trusting its cached copy at once (others within the cache TTL)."""
+    from .authentication import forget_api_keys
+
+    forget_api_keys(api_key.key_hash)
 
 
 def rotate_api_key(*, api_key: ApiKey, actor: Actor, grace_seconds: int | None = None) -> tuple[ApiKey, str]:
@@ -385,5 +393,6 @@ def rotate_api_key(*, api_key: ApiKey, actor: Actor, grace_seconds: int | None =
             old.revoked_at = ends
             old.save(update_fields=["revoked_at"])
     api_key.revoked_at = old.revoked_at
+    _forget_cached_key(old)
     logger.info("api key %s rotated to %s by %s; old key works until %s", old.prefix, new_key.prefix, actor.label, ends)
     return new_key, raw_key

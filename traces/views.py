@@ -214,15 +214,15 @@ def render_trace_page(
 ) -> HttpResponse:
     """The whole trace page, with the panel in the state `panel` describes.
 
-    Queries (whatever the number of spans or assessments): trace + experiment, spans (tree columns
-    only), assessments, the role, the previous and the next trace of the list, the selected span's
+    Queries (whatever the number of spans or assessments): trace + experiment, assessments, spans
+    (tree columns only), the role, the previous and the next trace of the list, the selected span's
     payload; plus the names for suggestions when a form is open.
     """
     from assessments.views import panel_context
 
     trace = selectors.trace_for_review(actor, trace_id)
     ctx = ListContext.from_params(request.GET if request.method == "GET" else request.POST)
-    spans = list(trace.spans.all())
+    spans = selectors.span_tree_for(trace)
     spans_by_id = {span.span_id: span for span in spans}
     selected_id = request.GET.get("span") or request.POST.get("span") or ""
     if selected_id not in spans_by_id:
@@ -256,6 +256,8 @@ def render_trace_page(
         "collapsed_start": big,
         "expand_url": f"{trace_url}?{ctx.query(expand='all', span=selected_id)}",
         "duration_ms": _trace_duration(trace, spans),
+        "timeline_ms": _timeline_ms(spans),
+        "failed_spans": sum(1 for span in spans if span.status_code == Span.StatusCode.ERROR),
         "selected_id": selected_id,
         "metadata_items": sorted(trace.metadata.items()),
         "tag_items": sorted(trace.tags.items()),
@@ -282,6 +284,14 @@ def _trace_duration(trace: Trace, spans: list[Span]) -> float | None:
     if not spans or not ends:
         return None
     return (max(ends) - min(span.start_time_ns for span in spans)) / 1e6
+
+
+def _timeline_ms(spans: list[Span]) -> float | None:
+    """The width of the timeline: first span start to last span end."""
+    if not spans:
+        return None
+    end = max((span.end_time_ns or span.start_time_ns) for span in spans)
+    return (end - min(span.start_time_ns for span in spans)) / 1e6
 
 
 def span_context(span: Span, tab: str | None, trace: Trace, ctx: ListContext) -> dict:

@@ -33,7 +33,7 @@ def describe_revision(revision, assessment_id: str) -> dict:
     other = None
     if revision.action == "create":
         verb = "created"
-        changes = [(key, None, after.get(key)) for key in SHOWN_FIELDS if key != "valid" and not _empty(after.get(key))]
+        changes = [(key, None, after.get(key)) for key in SHOWN_FIELDS if key not in ("valid", "name") and not _empty(after.get(key))]
     elif revision.action == "override":
         if revision.assessment_id == assessment_id:
             verb, other = "created as a correction of", revision.related_assessment_id

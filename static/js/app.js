@@ -97,6 +97,8 @@
     if (e.ctrlKey || e.metaKey || e.altKey || e.defaultPrevented) return;
     var el = document.activeElement, key = e.key;
     if (key === "Escape") {
+      var pop = $("details[data-popover][open]");
+      if (pop) { pop.open = false; $("summary", pop).focus(); return; }
       var cancel = $("#assessment-panel [data-cancel]");
       if (cancel && !$("dialog[open]")) { e.preventDefault(); cancel.click(); }
       return;
@@ -127,6 +129,7 @@
 
   document.addEventListener("click", function (e) {
     var t = e.target;
+    $$("details[data-popover][open]").forEach(function (pop) { if (!pop.contains(t)) pop.open = false; });
     if (e.button !== 0 || e.ctrlKey || e.metaKey || e.shiftKey || e.altKey) return;
     var link = t.closest(".span-link");
     if (link && selectSpan(link.closest("li").dataset.span)) { e.preventDefault(); return; }

@@ -55,9 +55,9 @@ def test_trace_detail_query_count_does_not_grow_with_spans_and_assessments(
     for trace in (small, large):
         client = APIClient()
         client.credentials(HTTP_AUTHORIZATION=f"Bearer {make_api_key(experiment)[1]}")
-        # 1. the API key by hash  2. the key's experiment ids  3. last_used_at (first use of the key)
-        # 4. the trace with its experiment  5. its spans  6. its assessments
-        with django_assert_num_queries(6):
+        # 1. the API key by hash with its experiment ids  2. last_used_at (first use of the key)
+        # 3. the trace with its experiment  4. its spans  5. its assessments
+        with django_assert_num_queries(5):
             response = client.get(f"/api/v1/traces/{trace.trace_id}")
         assert len(response.json()["spans"]) == len(response.json()["assessments"]) == trace.span_count
 
@@ -69,12 +69,20 @@ def test_assessments_list_has_valid_and_overridden(api_client, trace):
     assert [(a["value"], a["valid"]) for a in body] == [(1, False), (2, True)]
 
 
-@pytest.mark.parametrize("suffix", ["", "/assessments", "/feedback", "/expectations"])
-def test_unknown_trace_is_404_on_every_trace_endpoint(api_client, suffix):
-    url = f"/api/v1/traces/{MISSING_TRACE}{suffix}"
-    response = api_client.post(url, {"name": "x", "value": 1}, format="json") if suffix in (
-        "/feedback", "/expectations") else api_client.get(url)
+@pytest.mark.parametrize("suffix", ["", "/assessments"])
+def test_unknown_trace_is_404(api_client, suffix):
+    response = api_client.get(f"/api/v1/traces/{MISSING_TRACE}{suffix}")
     assert response.status_code == 404 and MISSING_TRACE in response.json()["detail"]
+
+
+@pytest.mark.parametrize("suffix", ["/feedback", "/expectations"])
+def test_creating_on_an_unknown_trace_is_404_for_users_and_malformed_ids(api_client, reviewer, suffix):
+    body = {"name": "x", "value": 1}
+    assert api_client.post(f"/api/v1/traces/not-a-trace-id{suffix}", body, format="json").status_code == 404
+    client = APIClient()
+    client.force_login(reviewer)
+    assert client.post(f"/api/v1/traces/{MISSING_TRACE}{suffix}", body, format="json").status_code == 404
+    assert not Assessment.objects.exists()
 
 
 # --- create --------------------------------------------------------------------------------------

@@ -181,15 +181,22 @@ def test_wrong_method_is_405(api_client):
 def test_query_count_does_not_grow_with_batch_size(api_client, experiment):
     traces = [make_trace(experiment, spans=2) for _ in range(5)]
 
+    calls = iter(range(100))
+
     def queries(count):
-        items = [item(traces[n % 5], span_id="0000000000000002", idempotency_key=f"{count}-{n}") for n in range(count)]
+        call = next(calls)
+        items = [item(traces[n % 5], span_id="0000000000000002", idempotency_key=f"{call}-{n}") for n in range(count)]
         with CaptureQueriesContext(connection) as captured:
             response = api_client.post(URL, {"items": items}, format="json")
         assert response.status_code == 201
         return len(captured)
 
-    assert queries(1) == queries(50)
-    assert Assessment.objects.count() == 51 and Revision.objects.count() == 51
+    queries(1)  # the key's first use also stamps last_used_at
+    # the traces, the span ids, the idempotency keys, then in one transaction (savepoint in
+    # tests) the assessments and the revisions: the same for 1 item and for 50
+    # (40 items: SQLite splits bulk inserts at 999 parameters; PostgreSQL sends one statement)
+    assert queries(1) == queries(40) <= 8
+    assert Assessment.objects.count() == 42 and Revision.objects.count() == 42
 
 
 def test_batch_for_several_experiments_checks_each(experiment, trace):

@@ -86,6 +86,9 @@ def test_span_feedback_waits_for_its_span(api, experiment):
     api.otlp(trace_id, [root], experiment.pk)
     response = api.log(trace_id, payloads.feedback("doc_relevance", 1.0, span_id=span_hex(2)))
     assert response.status_code == 200 and PendingAssessment.objects.exists()
+    # the trace's own reads show it meanwhile (to the key that sent it)
+    info = api.get(f"{V3}/traces/{trace_id}").json()["trace"]["trace_info"]
+    assert [a["assessment_name"] for a in info["assessments"]] == ["doc_relevance"]
     api.otlp(trace_id, [child], experiment.pk)
     assert Assessment.objects.get().span_id == span_hex(2)
     # once the trace is complete, an unknown span is a plain 400

@@ -396,3 +396,41 @@ def test_search_query_count_does_not_grow(api, experiment, django_assert_max_num
     with django_assert_max_num_queries(6):
         ids, _ = search(api, experiment, max_results=10)
     assert len(ids) == 5
+
+
+# --- nothing a client sends is a 500 -------------------------------------------------------------
+
+
+def test_awkward_input_is_never_a_500(api, experiment):
+    import base64
+
+    trace_id = stored_trace(api, experiment)
+    assert api.patch(f"/api/2.0/mlflow/traces/{trace_id}/tags", {"key": "k\x00", "value": "v\x00"}).status_code == 200
+    assert Trace.objects.get(pk=trace_id).tags["k\ufffd"] == "v\ufffd"
+    error(api.get("/api/2.0/mlflow/experiments/get", experiment_id="9" * 30), 404, "RESOURCE_DOES_NOT_EXIST")
+    error(api.get("/api/2.0/mlflow/experiments/get", experiment_id="abc"), 404, "RESOURCE_DOES_NOT_EXIST")
+    error(api.start(new_trace_id(), "9" * 30), 404, "RESOURCE_DOES_NOT_EXIST")
+    error(api.get(f"{V3}/traces/tr-%00abc"), 404, "RESOURCE_DOES_NOT_EXIST")
+    token = base64.b64encode(b'{"offset": 1000000000000000000000}').decode()
+    body = {"locations": [{"mlflow_experiment": {"experiment_id": str(experiment.pk)}}], "page_token": token}
+    error(api.post(f"{V3}/traces/search", body), 400, "INVALID_PARAMETER_VALUE")
+    body = {"locations": [{"mlflow_experiment": {"experiment_id": "9" * 30}}]}
+    error(api.post(f"{V3}/traces/search", body), 400, "INVALID_PARAMETER_VALUE")
+    response = api.client.post("/v1/traces", payloads.otlp_body(new_trace_id(), [{**payloads.mlflow_spans("x", 1)[0], "start": 2**64 - 1}]),
+                               content_type="application/x-protobuf", headers={**api.headers, "x-mlflow-experiment-id": "9" * 30})
+    assert response.status_code == 404
+    response = api.client.post("/v1/traces", payloads.otlp_body(new_trace_id(), [{**payloads.mlflow_spans("x", 1)[0], "end": 2**64 - 1}]),
+                               content_type="application/x-protobuf", headers={**api.headers, "x-mlflow-experiment-id": str(experiment.pk)})
+    assert response.status_code == 400 and "year 2262" in response.json()["detail"]
+
+
+def test_default_experiment_zero_is_the_keys_experiment(api, experiment):
+    trace_id = new_trace_id()
+    assert api.otlp(trace_id, payloads.mlflow_spans(trace_id), "0").status_code == 200
+    assert api.start(trace_id, "0").status_code == 200
+    assert Trace.objects.get(pk=trace_id).experiment == experiment
+    body = {"locations": [{"mlflow_experiment": {"experiment_id": "0"}}]}
+    assert [t["trace_id"] for t in api.post(f"{V3}/traces/search", body).json()["traces"]] == [trace_id]
+    _, raw = make_api_key(experiment, make_experiment("second"))
+    message = error(MlflowApi(raw).start(new_trace_id(), "0"), 404, "RESOURCE_DOES_NOT_EXIST")
+    assert "mlflow.set_experiment" in message

@@ -5,6 +5,8 @@ traces are never marked safe as they are.
 """
 from __future__ import annotations
 
+import functools
+import html
 import json
 from datetime import datetime
 
@@ -320,6 +322,44 @@ def as_conversation(value, side: str = "inputs") -> list[dict] | None:
     return None
 
 
+# --- span tree --------------------------------------------------------------------------------
+
+
+@register.simple_tag
+def span_tree_rows(rows, selected_id: str, span_href: str) -> SafeString:
+    """The span tree's <li> rows, built in Python: a 1,000-span trace renders in a few
+    milliseconds here against ~300 ms through the template language. Every value is escaped."""
+    esc = html.escape
+    href = esc(span_href)
+    out = []
+    for row in rows:
+        span = row.span
+        sid = esc(span.span_id)
+        name = esc(span.name) if span.name else "(unnamed)"
+        failed = span.status_code == "ERROR"
+        selected = span.span_id == selected_id
+        classes = f"span-row d{row.indent}{' is-error' if failed else ''}{' is-selected' if selected else ''}"
+        attrs = f' data-parent="{esc(row.parent_id)}"' if row.parent_id else ""
+        if row.hidden:
+            attrs += " hidden"
+        if row.has_children:
+            twisty = (f'<button type="button" class="twisty" tabindex="-1" aria-expanded="{"false" if row.collapsed else "true"}"'
+                      f' aria-label="Children of {name}"></button>')
+        else:
+            twisty = '<span class="twisty"></span>'
+        kind = esc(span.span_type)
+        fail = f' <span class="fail" title="{esc(span.status_message)}">failed</span>' if failed else ""
+        current = ' aria-current="true"' if selected else ""
+        out.append(
+            f'<li class="{classes}" data-span="{sid}" data-depth="{row.depth}"{attrs}><span class="span-label">{twisty}'
+            f'<a class="span-link" href="{href}{sid}"{current}><span class="span-name">{name}</span> '
+            f'<span class="type type-{kind.lower()}">{kind}</span>{fail}</a></span>'
+            f'<svg class="bar" aria-hidden="true"><rect x="{row.offset_pct}%" width="{row.width_pct}%" y="4" height="8" rx="2"/></svg>'
+            f'<span class="dur">{duration(None if span.end_time_ns is None else (span.end_time_ns - span.start_time_ns) / 1e6)}</span></li>'
+        )
+    return mark_safe("".join(out))
+
+
 # --- icons ----------------------------------------------------------------------------------------
 
 ICONS = {
@@ -351,6 +391,11 @@ ICONS = {
 @register.simple_tag
 def icon(name: str, size: int = 16, label: str = "") -> SafeString:
     """An inline SVG icon (stroke, currentColor). Decorative unless a `label` is given."""
+    return _icon(str(name), int(size), str(label))
+
+
+@functools.lru_cache(maxsize=256)
+def _icon(name: str, size: int, label: str) -> SafeString:
     paths = ICONS.get(name)
     if paths is None:
         raise template.TemplateSyntaxError(f"unknown icon {name!r}")

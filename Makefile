@@ -1,0 +1,60 @@
+# FeedbackHub: `make run` serves the demo on http://127.0.0.1:8000, `make test` runs the suite.
+# Both create .venv and install the pinned requirements first (again only when they change).
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+HOST ?= 127.0.0.1
+PORT ?= 8000
+# Extra pytest arguments, e.g. `make test PYTEST_ARGS="-k api -x"`.
+PYTEST_ARGS ?=
+
+.PHONY: venv run test
+
+venv: $(STAMP)
+
+$(STAMP): requirements.txt requirements-dev.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $(STAMP)
+
+run: venv
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
+	$(BIN)/python manage.py load_demo
+	@echo "Serving on http://$(HOST):$(PORT)/ (admin at /admin/, API docs at /api/docs/). Ctrl-C stops."
+	$(BIN)/python manage.py runserver $(HOST):$(PORT)
+
+test: venv
+	$(BIN)/pytest --create-db $(PYTEST_ARGS)
+
+# Production serving (gunicorn + whitenoise, settings in gunicorn.conf.py) on PostgreSQL.
+# DATABASE_URL defaults to a local `feedbackhub` database (created when missing). Plain HTTP on
+# loopback by default; behind a TLS proxy set DJANGO_SECURE_SSL_REDIRECT/DJANGO_SECURE_COOKIES=true
+# and DJANGO_BEHIND_TLS_PROXY=true. Without DJANGO_SECRET_KEY a random key is kept in .secret_key.
+SERVE_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/feedbackhub
+# Extra arguments for bench/run.py, e.g. `make bench BENCH_ARGS="--quick"`.
+BENCH_ARGS ?=
+
+.PHONY: serve bench
+
+serve: venv
+	@test -s .secret_key || $(BIN)/python -c "import secrets; print(secrets.token_urlsafe(50))" > .secret_key
+	export DATABASE_URL="$${DATABASE_URL:-$(SERVE_DATABASE_URL)}" \
+		DJANGO_DEBUG=false \
+		DJANGO_SECRET_KEY="$${DJANGO_SECRET_KEY:-$$(cat .secret_key)}" \
+		DJANGO_SECURE_SSL_REDIRECT="$${DJANGO_SECURE_SSL_REDIRECT:-false}" \
+		DJANGO_SECURE_COOKIES="$${DJANGO_SECURE_COOKIES:-false}" \
+		DJANGO_HSTS_SECONDS="$${DJANGO_HSTS_SECONDS:-0}" \
+		GUNICORN_BIND="$${GUNICORN_BIND:-$(HOST):$(PORT)}" && \
+	$(BIN)/python bench/ensure_database.py && \
+	$(BIN)/python manage.py migrate --noinput && \
+	$(BIN)/python manage.py collectstatic --noinput --verbosity 0 && \
+	exec $(BIN)/gunicorn -c gunicorn.conf.py feedbackhub.wsgi
+
+# The benchmark of issue 5 (docs/PERFORMANCE.md): generated data, gunicorn, wrk, pgbench.
+bench: venv
+	command -v wrk >/dev/null || apt-get install -y wrk || (apt-get update && apt-get install -y wrk)
+	command -v pgbench >/dev/null || apt-get install -y postgresql-client || (apt-get update && apt-get install -y postgresql-client)
+	$(BIN)/python bench/run.py $(BENCH_ARGS)

@@ -1,0 +1,140 @@
+"""The lean single-feedback path: the API key cache (traces.authentication) and the one-statement
+insert of an assessment with its revision (assessments.services, PostgreSQL outside a transaction)."""
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from rest_framework.test import APIClient
+
+from assessments import services
+from assessments.models import Assessment, Revision
+from traces import authentication
+from traces import services as trace_services
+from traces.access import Actor
+
+from ..factories import make_api_key, make_experiment, make_trace
+
+SYSTEM = Actor.for_system("tests")
+
+
+def key_client(raw):
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+    return client
+
+
+def feedback(client, trace, **extra):
+    return client.post(f"/api/v1/traces/{trace.trace_id}/feedback", {"name": "user_satisfaction", "value": True},
+                       format="json", **extra)
+
+
+@pytest.mark.django_db
+def test_cached_key_costs_no_query_and_revoke_takes_effect_at_once(experiment, trace):
+    key, raw = make_api_key(experiment)
+    client = key_client(raw)
+    assert feedback(client, trace).status_code == 201
+    with CaptureQueriesContext(connection) as captured:
+        assert feedback(client, trace).status_code == 201
+    assert not [q for q in captured.captured_queries if "traces_apikey" in q["sql"]]
+    trace_services.revoke_api_key(api_key=key, actor=SYSTEM)
+    assert feedback(client, trace).status_code == 401
+
+
+@pytest.mark.django_db
+def test_key_and_scope_are_one_query(experiment, trace):
+    authentication.forget_api_keys()
+    _, raw = make_api_key(experiment, make_experiment("second"))
+    with CaptureQueriesContext(connection) as captured:
+        actor = authentication.actor_for_key(raw)
+    assert len(actor.key_experiment_ids) == 2
+    assert len([q for q in captured.captured_queries if "traces_apikey" in q["sql"]]) == 2  # select + last_used_at
+
+
+@pytest.mark.django_db
+def test_new_experiment_of_a_cached_key_is_seen_at_once(experiment):
+    key, raw = make_api_key(experiment)
+    client = key_client(raw)
+    assert client.get("/api/v1/experiments").status_code == 200  # now cached
+    other = make_experiment("added-later")
+    key.experiments.add(other)  # e.g. in another worker: this process's cache does not know
+    trace = make_trace(other)
+    assert feedback(client, trace).status_code == 201
+
+
+@pytest.mark.django_db
+def test_cache_can_be_turned_off(settings, experiment, trace):
+    settings.FEEDBACKHUB_API_KEY_CACHE_SECONDS = 0
+    key, raw = make_api_key(experiment)
+    assert feedback(key_client(raw), trace).status_code == 201
+    assert authentication.ApiKey.hash(raw) not in authentication._resolved
+
+
+@pytest.mark.django_db
+def test_unknown_key_is_401_and_not_cached():
+    before = len(authentication._resolved)
+    assert key_client("fh_not-a-key-at-all-0000000000").get("/api/v1/experiments").status_code == 401
+    assert len(authentication._resolved) == before
+
+
+postgres_only = pytest.mark.skipif(connection.vendor != "postgresql", reason="the one-statement insert is PostgreSQL's")
+
+
+@postgres_only
+@pytest.mark.django_db(transaction=True)
+def test_one_statement_insert_writes_the_same_rows(experiment):
+    trace = make_trace(experiment, spans=3)
+    actor = Actor.for_system("tests")
+    with CaptureQueriesContext(connection) as captured:
+        created = services.log_feedback(trace=trace, name="relevance", value=0.5, actor=actor, channel="api",
+                                        source_type="LLM_JUDGE", source_id="judge", span_id="0000000000000002",
+                                        metadata={"k": "v"}, rationale="why")
+    sqls = [q["sql"] for q in captured.captured_queries]
+    assert len(sqls) == 2 and sqls[1].startswith("WITH created AS (INSERT")  # span check, then the write
+    stored = Assessment.objects.get(pk=created.pk)
+    assert (stored.value, stored.numeric_value, stored.span_id, stored.metadata, stored.rationale) == (
+        0.5, 0.5, "0000000000000002", {"k": "v"}, "why",
+    )
+    assert stored.experiment_id == experiment.pk and stored.valid and stored.version == 1
+    revision = Revision.objects.get()
+    assert (revision.action, revision.channel, revision.assessment_id, revision.actor_label) == (
+        "create", "api", created.pk, "system:tests",
+    )
+    assert revision.after == stored.snapshot() and revision.before is None
+
+
+@postgres_only
+@pytest.mark.django_db(transaction=True)
+def test_one_statement_insert_replays_and_refuses_like_the_transactional_path(experiment):
+    trace = make_trace(experiment, spans=1)
+    first = services.log_feedback(trace=trace, name="a", value=True, actor=SYSTEM, channel="api",
+                                  idempotency_key="k")
+    again = services.log_feedback(trace=trace, name="a", value=True, actor=SYSTEM, channel="api",
+                                  idempotency_key="k")
+    assert again.pk == first.pk and again.replayed and not first.replayed
+    with pytest.raises(services.Conflict):
+        services.log_feedback(trace=trace, name="b", value=True, actor=SYSTEM, channel="api", idempotency_key="k")
+    services.log_feedback(trace=trace, name="a", value=True, actor=SYSTEM, channel="api", assessment_id="a-mine")
+    with pytest.raises(services.Conflict):
+        services.log_feedback(trace=trace, name="a", value=True, actor=SYSTEM, channel="api", assessment_id="a-mine")
+    assert Assessment.objects.count() == 2 and Revision.objects.count() == 2
+
+
+@pytest.mark.django_db
+def test_assessment_out_agrees_with_drfs_field_walk(trace):
+    from rest_framework import serializers as drf
+
+    from assessments.serializers import AssessmentOut
+
+    from ..factories import make_feedback
+
+    items = [
+        make_feedback(trace, value=True),
+        make_feedback(trace, name="r", value=0.25, source_type="LLM_JUDGE", source_id="j", span_id="0000000000000002"),
+        make_feedback(trace, name="e", value=None, error={"error_code": "X", "error_message": "m"}),
+        make_feedback(trace, name="l", value=["a", {"b": 1}], metadata={"k": "v"}, rationale="why"),
+    ]
+    items.append(services.override_feedback(assessment=items[1], actor=SYSTEM, channel="api", value=0.5))
+    for assessment in [*items, Assessment.objects.get(pk=items[1].pk)]:
+        fast = AssessmentOut(assessment).data
+        walked = drf.ModelSerializer.to_representation(AssessmentOut(), assessment)
+        assert dict(fast) == dict(walked)
+    assert [row["name"] for row in AssessmentOut(items, many=True).data] == ["user_satisfaction", "r", "e", "l", "r"]
