@@ -53,6 +53,14 @@ serve: venv
 	$(BIN)/python manage.py collectstatic --noinput --verbosity 0 && \
 	exec $(BIN)/gunicorn -c gunicorn.conf.py feedbackhub.wsgi
 
+# The slow failure tests of issue 6 (docs/RELIABILITY.md): gunicorn SIGKILLed mid-load, PostgreSQL
+# stopped mid-load, a backup under load. They start their own PostgreSQL (initdb in a temporary
+# folder, own port; as root it runs as the postgres user) and never touch a shared server.
+# About 1.5 minutes on two cores. Figures: the "reliability figures" section of the output.
+.PHONY: reliability
+reliability: venv
+	FEEDBACKHUB_RELIABILITY=1 $(BIN)/pytest tests/reliability -m reliability $(PYTEST_ARGS)
+
 # The benchmark of issue 5 (docs/PERFORMANCE.md): generated data, gunicorn, wrk, pgbench.
 bench: venv
 	command -v wrk >/dev/null || apt-get install -y wrk || (apt-get update && apt-get install -y wrk)

@@ -8,6 +8,7 @@ Translation only: writes go through `traces.services` / `assessments.services`, 
 through the selectors. The shapes and quirks follow the recorded mlflow 3.18 protocol;
 the deliberate differences are listed in docs/CLIENTS.md.
 """
+
 from __future__ import annotations
 
 import base64
@@ -46,12 +47,16 @@ PARTIAL_RETRY_SECONDS = (0.25, 0.5)
 SOURCE_TYPES = {"HUMAN": "HUMAN", "LLM_JUDGE": "LLM_JUDGE", "AI_JUDGE": "LLM_JUDGE", "CODE": "CODE"}
 # update_mask paths, compared without underscores and case (assessmentName = assessment_name).
 UPDATE_PATHS = {
-    "assessmentname": "name", "name": "name", "feedback": "feedback", "expectation": "expectation",
-    "rationale": "rationale", "metadata": "metadata",
+    "assessmentname": "name",
+    "name": "name",
+    "feedback": "feedback",
+    "expectation": "expectation",
+    "rationale": "rationale",
+    "metadata": "metadata",
 }
 IMMUTABLE_PATHS = {
     "valid": "'valid' is set by the server: override the assessment (override_feedback) to replace it, "
-             "or delete the override to make the original valid again.",
+    "or delete the override to make the original valid again.",
     "source": "'source' cannot be changed after create.",
     "spanid": "'span_id' cannot be changed after create.",
     "overrides": "'overrides' cannot be changed after create; log a new override instead.",
@@ -142,7 +147,7 @@ def _expectation_value(raw):
     if serialized is not None:
         if not isinstance(serialized, dict) or not isinstance(serialized.get("value"), str):
             raise MlflowError.invalid(
-                "'expectation.serialized_value' must be {\"serialization_format\": \"JSON_FORMAT\", \"value\": \"<json>\"}."
+                '\'expectation.serialized_value\' must be {"serialization_format": "JSON_FORMAT", "value": "<json>"}.'
             )
         if serialized.get("serialization_format", "JSON_FORMAT") != "JSON_FORMAT":
             raise MlflowError.invalid("Only the JSON_FORMAT serialization of expectation values is supported.")
@@ -192,9 +197,13 @@ def parse_assessment(raw, *, trace_id: str) -> dict:
         raise MlflowError.invalid(f"'assessment_name' is {len(fields['name'])} characters long; the limit is 250.")
     if len(source_id) > 250:
         raise MlflowError.invalid(f"'source.source_id' is {len(source_id)} characters long; the limit is 250.")
-    if fields["assessment_id"] is not None and (not isinstance(fields["assessment_id"], str) or len(fields["assessment_id"]) > 50):
+    if fields["assessment_id"] is not None and (
+        not isinstance(fields["assessment_id"], str) or len(fields["assessment_id"]) > 50
+    ):
         raise MlflowError.invalid("'assessment_id' must be a string of at most 50 characters.")
-    if fields["span_id"] is not None and (not isinstance(fields["span_id"], str) or not SPAN_ID_RE.match(fields["span_id"])):
+    if fields["span_id"] is not None and (
+        not isinstance(fields["span_id"], str) or not SPAN_ID_RE.match(fields["span_id"])
+    ):
         raise MlflowError.invalid("'span_id' must be 16 lowercase hex digits (the OTel span id).")
     if fields["overrides"] is not None and not isinstance(fields["overrides"], str):
         raise MlflowError.invalid("'overrides' must be an assessment id.")
@@ -312,7 +321,8 @@ def _store_embedded(trace: Trace, raw_assessments, actor) -> None:
             known.add(assessment.pk)
         except (MlflowError, ValidationError, trace_services.Conflict, Http404) as exc:
             logger.warning(
-                "StartTraceV3 for %s: skipped embedded assessment %r: %s", trace.pk,
+                "StartTraceV3 for %s: skipped embedded assessment %r: %s",
+                trace.pk,
                 raw.get("assessment_name") if isinstance(raw, dict) else raw,
                 exc.message if isinstance(exc, MlflowError) else exc,
             )
@@ -332,7 +342,9 @@ def start_trace(request, message, actor):
     experiment = location.get("mlflow_experiment") if isinstance(location, dict) else None
     experiment_id = experiment.get("experiment_id") if isinstance(experiment, dict) else None
     if experiment_id in (None, ""):
-        raise MlflowError.invalid("Missing value for required parameter 'trace.trace_info.trace_location.mlflow_experiment'.")
+        raise MlflowError.invalid(
+            "Missing value for required parameter 'trace.trace_info.trace_location.mlflow_experiment'."
+        )
     experiment = protocol.experiment_or_404(actor, experiment_id)
     fields = _ingest_fields(info)
     with transaction.atomic():
@@ -363,8 +375,11 @@ def _artifact_spans(body: bytes) -> list[dict]:
         try:
             attributes = {key: _loads(value) for key, value in (raw.get("attributes") or {}).items()}
             events = [
-                {"name": event.get("name", ""), "time_unix_nano": int(event.get("time_unix_nano") or 0),
-                 "attributes": event.get("attributes") or {}}
+                {
+                    "name": event.get("name", ""),
+                    "time_unix_nano": int(event.get("time_unix_nano") or 0),
+                    "attributes": event.get("attributes") or {},
+                }
                 for event in raw.get("events") or []
             ]
             span = {
@@ -383,7 +398,9 @@ def _artifact_spans(body: bytes) -> list[dict]:
                 "events": events,
             }
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise MlflowError.invalid(f"traces.json spans[{index}] is malformed ({exc.__class__.__name__}: {exc}).") from None
+            raise MlflowError.invalid(
+                f"traces.json spans[{index}] is malformed ({exc.__class__.__name__}: {exc})."
+            ) from None
         if max(span["start_time_ns"], span["end_time_ns"] or 0) > MAX_TIME_NS:
             raise MlflowError.invalid(f"traces.json spans[{index}]: start/end time is out of range.")
         result.append(without_nul(span))
@@ -416,13 +433,17 @@ def trace_artifact(request, message, actor, experiment_id, trace_id, path):
     """The mlflow-artifacts fallback for spans: PUT traces.json stores its spans like an OTLP
     export; GET serves the stored spans in the same format. Other artifacts are not kept."""
     if path != "traces.json":
-        raise MlflowError("NOT_IMPLEMENTED", f"FeedbackHub keeps no trace artifacts other than traces.json (got {path!r}).")
+        raise MlflowError(
+            "NOT_IMPLEMENTED", f"FeedbackHub keeps no trace artifacts other than traces.json (got {path!r})."
+        )
     experiment = protocol.experiment_or_404(actor, experiment_id)
     if request.method == "GET":
         trace = _one_trace(actor, trace_id, spans=True)
         if trace.experiment_id != experiment.pk:
             raise MlflowError.not_found(f"Trace with ID '{trace_id}' not found in experiment {experiment_id}.")
-        spans = [protocol.span_artifact_json(span, trace.trace_id) for span in protocol.ordered_spans(trace.spans.all())]
+        spans = [
+            protocol.span_artifact_json(span, trace.trace_id) for span in protocol.ordered_spans(trace.spans.all())
+        ]
         return protocol.json_response({"spans": spans})
     if not TRACE_ID_RE.match(trace_id):
         raise MlflowError.invalid(f"Invalid trace_id {trace_id!r}.")
@@ -500,7 +521,7 @@ def search_traces(request, message, actor):
     offset = protocol.decode_page_token(protocol.field(message, "page_token"), fingerprint)
     queryset = trace_selectors.search_traces(actor, experiment_ids=experiment_ids, filter_text=text).defer(None)
     queryset = protocol.order_traces(queryset, order_by).prefetch_related(_assessments_prefetch())
-    rows = list(queryset[offset: offset + size + 1])
+    rows = list(queryset[offset : offset + size + 1])
     data = {}
     if rows:
         data["traces"] = [trace_info(trace) for trace in rows[:size]]
@@ -515,26 +536,37 @@ def search_traces(request, message, actor):
 def _create(trace: Trace, fields: dict, actor) -> Assessment:
     """Create (or override) on a stored trace through the services."""
     common = {
-        "actor": actor, "channel": CHANNEL, "value": fields["value"], "rationale": fields["rationale"],
-        "source_type": fields["source_type"], "source_id": fields["source_id"], "metadata": fields["metadata"],
-        "assessment_id": fields["assessment_id"], "create_time": fields["create_time"],
+        "actor": actor,
+        "channel": CHANNEL,
+        "value": fields["value"],
+        "rationale": fields["rationale"],
+        "source_type": fields["source_type"],
+        "source_id": fields["source_id"],
+        "metadata": fields["metadata"],
+        "assessment_id": fields["assessment_id"],
+        "create_time": fields["create_time"],
     }
     if fields["overrides"]:
         old = Assessment.objects.filter(pk=fields["overrides"], trace_id=trace.pk).first()
         if old is None:
             raise MlflowError.not_found(f"Assessment with ID '{fields['overrides']}' not found for trace '{trace.pk}'")
         if old.kind != Assessment.Kind.FEEDBACK:
-            raise MlflowError.invalid(f"Assessment {old.pk} is not a feedback assessment; only feedback can be overridden.")
+            raise MlflowError.invalid(
+                f"Assessment {old.pk} is not a feedback assessment; only feedback can be overridden."
+            )
         return services.override_feedback(assessment=old, error=fields["error"], **common)
     if fields["kind"] == Assessment.Kind.FEEDBACK:
-        return services.log_feedback(trace=trace, name=fields["name"], error=fields["error"], span_id=fields["span_id"], **common)
+        return services.log_feedback(
+            trace=trace, name=fields["name"], error=fields["error"], span_id=fields["span_id"], **common
+        )
     return services.log_expectation(trace=trace, name=fields["name"], span_id=fields["span_id"], **common)
 
 
 def _duplicate(assessment_id: str | None) -> None:
     """MLflow answers a reused client-chosen id with a 500 (retried for minutes); say what is wrong."""
     if assessment_id and (
-        Assessment.objects.filter(pk=assessment_id).exists() or PendingAssessment.objects.filter(pk=assessment_id).exists()
+        Assessment.objects.filter(pk=assessment_id).exists()
+        or PendingAssessment.objects.filter(pk=assessment_id).exists()
     ):
         raise MlflowError("RESOURCE_ALREADY_EXISTS", f"An assessment with ID '{assessment_id}' already exists.")
 
@@ -552,7 +584,9 @@ def create_assessment(request, message, actor, trace_id):
     trace (or span) that has not arrived yet is held and attached when it does."""
     fields = parse_assessment(message.get("assessment"), trace_id=trace_id)
     _duplicate(fields["assessment_id"])
-    pending_override = bool(fields["overrides"]) and selectors.pending_for(actor, fields["overrides"], trace_id) is not None
+    pending_override = (
+        bool(fields["overrides"]) and selectors.pending_for(actor, fields["overrides"], trace_id) is not None
+    )
     try:
         trace = protocol.trace_or_404(actor, trace_id)
     except MlflowError:
@@ -593,7 +627,7 @@ def _update_mask(message: dict) -> list[str]:
     if not paths:
         raise MlflowError.invalid(
             "Missing value for required parameter 'update_mask' (comma-separated paths such as "
-            "\"assessmentName,feedback,rationale,metadata\")."
+            '"assessmentName,feedback,rationale,metadata").'
         )
     return paths
 

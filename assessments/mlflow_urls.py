@@ -3,6 +3,7 @@
 Literal trace routes (search, get, batchGet…) come before `traces/<trace_id>`.
 Every /api/… route also answers under /ajax-api/….
 """
+
 from django.urls import path
 
 from . import mlflow_protocol as views
@@ -24,8 +25,12 @@ urlpatterns = [
     *twins(f"{TRACES}/batchGetInfos", views.batch_get_trace_infos, "mlflow_batch_get_trace_infos"),
     *twins(f"{TRACES}/<str:trace_id>", views.get_trace_info, "mlflow_get_trace_info"),
     *twins(f"{TRACES}/<str:trace_id>/assessments", views.create_assessment, "mlflow_create_assessment"),
-    *twins(f"{TRACES}/<str:trace_id>/assessments/<str:assessment_id>", views.assessment_detail,
-           "mlflow_assessment_detail"),
-    *twins("2.0/mlflow-artifacts/artifacts/<str:experiment_id>/traces/<str:trace_id>/artifacts/<path:path>",
-           views.trace_artifact, "mlflow_trace_artifact"),
+    *twins(
+        f"{TRACES}/<str:trace_id>/assessments/<str:assessment_id>", views.assessment_detail, "mlflow_assessment_detail"
+    ),
+    *twins(
+        "2.0/mlflow-artifacts/artifacts/<str:experiment_id>/traces/<str:trace_id>/artifacts/<path:path>",
+        views.trace_artifact,
+        "mlflow_trace_artifact",
+    ),
 ]

@@ -8,6 +8,7 @@ all traces of one request in one transaction (a bad body stores nothing).
 `gen_ai.evaluation.result` events become feedback on their span, which is why this
 view lives in the assessments app.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -79,13 +80,19 @@ def evaluation_id(trace_id: str, evaluation: otlp.Evaluation) -> str:
 
 
 def _log_evaluations(trace: Trace, decoded: otlp.DecodedTrace, actor: Actor) -> None:
-    known = set(Assessment.objects.filter(trace_id=trace.pk).values_list("pk", flat=True)) if decoded.evaluations else ()
+    known = (
+        set(Assessment.objects.filter(trace_id=trace.pk).values_list("pk", flat=True)) if decoded.evaluations else ()
+    )
     for evaluation in decoded.evaluations:
         assessment_id = evaluation_id(trace.pk, evaluation)
         if assessment_id in known:
             continue
         value = evaluation.value if evaluation.value is not None else evaluation.label
-        metadata = {"gen_ai.evaluation.score.label": evaluation.label} if evaluation.label is not None and evaluation.value is not None else {}
+        metadata = (
+            {"gen_ai.evaluation.score.label": evaluation.label}
+            if evaluation.label is not None and evaluation.value is not None
+            else {}
+        )
         services.log_feedback(
             trace=trace,
             name=evaluation.name,
@@ -99,14 +106,20 @@ def _log_evaluations(trace: Trace, decoded: otlp.DecodedTrace, actor: Actor) -> 
             channel=CHANNEL,
             assessment_id=assessment_id,
             create_time=protocol.parse_timestamp(evaluation.time_unix_nano // 1_000_000, "time_unix_nano")
-            if evaluation.time_unix_nano else None,
+            if evaluation.time_unix_nano
+            else None,
         )
 
 
 def _error(status: int, message: str) -> JsonResponse:
     # MLflow's /v1/traces (FastAPI) answers {"detail": …}; error_code helps the mlflow client.
-    code = {401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "RESOURCE_DOES_NOT_EXIST",
-            409: "RESOURCE_CONFLICT", 413: "RESOURCE_EXHAUSTED"}.get(status, "INVALID_PARAMETER_VALUE")
+    code = {
+        401: "UNAUTHENTICATED",
+        403: "PERMISSION_DENIED",
+        404: "RESOURCE_DOES_NOT_EXIST",
+        409: "RESOURCE_CONFLICT",
+        413: "RESOURCE_EXHAUSTED",
+    }.get(status, "INVALID_PARAMETER_VALUE")
     return JsonResponse({"detail": message, "error_code": code, "message": message}, status=status)
 
 
@@ -119,7 +132,9 @@ def otlp_traces(request):
         actor = protocol.request_actor(request)
         experiment = _experiment(request, actor)
         message = otlp.parse_export_request(
-            request.body, request.content_type, request.headers.get("Content-Encoding", ""),
+            request.body,
+            request.content_type,
+            request.headers.get("Content-Encoding", ""),
             limit=settings.FEEDBACKHUB_MAX_BODY_BYTES,
         )
         decoded = otlp.decode_traces(message)
@@ -127,8 +142,13 @@ def otlp_traces(request):
         with transaction.atomic():
             for item in decoded:
                 trace, _ = trace_services.ingest_trace(
-                    experiment=experiment, actor=actor, channel=CHANNEL, trace_id=item.trace_id,
-                    spans=item.spans, tags=item.tags, metadata=item.metadata,
+                    experiment=experiment,
+                    actor=actor,
+                    channel=CHANNEL,
+                    trace_id=item.trace_id,
+                    spans=item.spans,
+                    tags=item.tags,
+                    metadata=item.metadata,
                 )
                 _log_evaluations(trace, item, actor)
                 stored.append(trace)

@@ -25,7 +25,9 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core import signing
+from django.core.exceptions import DisallowedHost
 from django.http import Http404
+from django.utils.cache import patch_vary_headers
 from django.utils.crypto import salted_hmac
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -78,8 +80,9 @@ def value_type(value) -> str | None:
 
 
 def pseudonym_for(experiment_id: int, end_user: str | None) -> str:
-    """A stable pseudonym for the app's own user id (an HMAC, so the id itself is never stored),
-    or a fresh random one when the app gives none."""
+    """A stable pseudonym for the app's own user id (an HMAC keyed with SECRET_KEY, so the id
+    itself is never stored; a new SECRET_KEY gives new pseudonyms), or a fresh random one when
+    the app gives none."""
     if not end_user:
         return secrets.token_hex(8)
     return salted_hmac(PSEUDONYM_SALT, f"{experiment_id}:{end_user}", algorithm="sha256").hexdigest()[:16]
@@ -204,7 +207,7 @@ def origin_allowed(request) -> bool:
     parts = urlsplit(origin)
     try:
         return parts.netloc == request.get_host() and parts.scheme == request.scheme
-    except Exception:  # DisallowedHost: not our own origin then
+    except DisallowedHost:  # a Host header this site does not serve: not our own origin
         return False
 
 
@@ -374,5 +377,5 @@ class PublicFeedbackApi(APIView):
             response["Access-Control-Allow-Headers"] = "Content-Type"
             response["Access-Control-Max-Age"] = str(CORS_MAX_AGE_SECONDS)
             response["Access-Control-Expose-Headers"] = "Retry-After"
-        response["Vary"] = "Origin" if "Vary" not in response else f"{response['Vary']}, Origin"
+        patch_vary_headers(response, ["Origin"])
         return response

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import IntegrityError, connection, transaction
+from django.db import DEFAULT_DB_ALIAS, IntegrityError, connection, connections, transaction
 from django.utils import timezone
 
 from traces.access import OWNER, REVIEWER, Actor
@@ -316,9 +316,10 @@ def _insert_target(model) -> str:
     return f"{quote(model._meta.db_table)} ({columns})"
 
 
-def _insert_values(obj) -> list:
+def _insert_values(obj, fields=None, db=None) -> list:
     """The values Django's INSERT would send for `obj` (pre_save + database preparation)."""
-    return [field.get_db_prep_save(field.pre_save(obj, True), connection) for field in _insert_fields(type(obj))]
+    db = db or connections[DEFAULT_DB_ALIAS]
+    return [field.get_db_prep_save(field.pre_save(obj, True), db) for field in fields or _insert_fields(type(obj))]
 
 
 def _replayed(existing: Assessment, attempted: Assessment) -> Assessment:
@@ -699,25 +700,41 @@ def _write_batch(*, items: list[dict], keys: dict, actor: Actor, channel: str) -
         if errors:
             raise BatchValidationError(errors)
         if new:
-            Assessment.objects.bulk_create(new)
-            Revision.objects.bulk_create(
-                [
-                    Revision(
-                        assessment_id=assessment.assessment_id,
-                        trace_id=assessment.trace_id,
-                        experiment_id=assessment.experiment_id,
-                        action=Revision.Action.CREATE,
-                        channel=channel,
-                        actor_user=user,
-                        actor_key=actor.api_key,
-                        actor_label=label,
-                        created_at=now,
-                        after=assessment.snapshot(),
-                    )
-                    for assessment in new
-                ]
-            )
+            revisions = [
+                Revision(
+                    assessment_id=assessment.assessment_id,
+                    trace_id=assessment.trace_id,
+                    experiment_id=assessment.experiment_id,
+                    action=Revision.Action.CREATE,
+                    channel=channel,
+                    actor_user=user,
+                    actor_key=actor.api_key,
+                    actor_label=label,
+                    created_at=now,
+                    after=assessment.snapshot(),
+                )
+                for assessment in new
+            ]
+            if connection.vendor == "postgresql":
+                _copy_rows(Assessment, new)
+                _copy_rows(Revision, revisions)
+                for assessment in new:
+                    assessment._state.adding = False
+                    assessment._state.db = connection.alias
+            else:
+                Assessment.objects.bulk_create(new)
+                Revision.objects.bulk_create(revisions)
     return results
+
+
+def _copy_rows(model, objects: list) -> None:
+    """Insert `objects` with COPY (PostgreSQL): the values Django's INSERT would send, streamed
+    without building a statement, for the batch path. Constraint violations raise IntegrityError."""
+    with connection.cursor() as cursor, connection.wrap_database_errors:
+        fields, db = _insert_fields(model), connections[DEFAULT_DB_ALIAS]
+        with cursor.cursor.copy(f"COPY {_insert_target(model)} FROM STDIN") as copy:
+            for obj in objects:
+                copy.write_row(_insert_values(obj, fields, db))
 
 
 # --- feedback that arrives before its trace --------------------------------------------------
@@ -951,10 +968,13 @@ def attach_pending(trace: Trace, actor: Actor | None = None, channel: str | None
     when a trace is first stored) and called by the MLflow and OTLP endpoints after spans
     arrive. Feedback for a span that is not stored yet keeps waiting. An item the sender may
     no longer write (key revoked, trace in an experiment the key cannot write to) or that
-    no longer validates is dropped with a warning. Query count: one for the pending rows,
-    and only when there are some, one for the span ids plus the writes.
+    no longer validates is dropped with a warning. Query count: one when nothing is held;
+    otherwise the locked pending rows, the trace's span ids and the writes.
     """
     attached = []
+    # The common case (nothing held) costs one SELECT and no savepoint inside the ingest transaction.
+    if not PendingAssessment.objects.filter(trace_id=trace.pk).exists():
+        return attached
     with transaction.atomic():
         pendings = list(
             # of=("self",): PostgreSQL cannot lock the nullable side of the outer joins below.

@@ -67,6 +67,7 @@ def panel_context(
     message: str | None = None,
     message_level: str = "info",
     conflict: Assessment | None = None,
+    focus_id: str | None = None,
 ) -> dict:
     """Everything the panel template shows, with per-item permission flags.
 
@@ -149,6 +150,7 @@ def panel_context(
         "expectation_groups": expectation_groups,
         "add_group": add_group,
         "conflict_by": conflict_by,
+        "focus_id": focus_id,
         "can_add": can_add,
         "main_name": main_name,
         "my_thumb": my_thumb,
@@ -223,15 +225,17 @@ def respond(request: HtmxHttpRequest, actor: Actor, trace: Trace, *, status: int
     return render_trace_page(request, actor, trace.trace_id, panel=panel, status=status)
 
 
-def done(request: HtmxHttpRequest, actor: Actor, trace: Trace, message: str) -> HttpResponse:
-    """After a successful write: the fresh panel (htmx) or a redirect to the trace page (plain)."""
+def done(request: HtmxHttpRequest, actor: Actor, trace: Trace, message: str, focus: str | None = None) -> HttpResponse:
+    """After a successful write: the fresh panel (htmx) or a redirect to the trace page (plain).
+    `focus` names the assessment the reviewer's focus (and the page anchor) moves to."""
     if request.htmx:
-        return respond(request, actor, trace, changed=True, message=message, message_level="success")
+        return respond(request, actor, trace, changed=True, message=message, message_level="success", focus_id=focus)
     params = request.POST
     ctx = ListContext.from_params(params)
     span = params.get("span", "")
     query = ctx.query(span=span if SPAN_ID_RE.match(span) else "")
-    return redirect(f"{trace.get_absolute_url()}{'?' + query if query else ''}#assessment-panel")
+    anchor = f"a-{focus}" if focus else "assessment-panel"
+    return redirect(f"{trace.get_absolute_url()}{'?' + query if query else ''}#{anchor}")
 
 
 def refused(request: HtmxHttpRequest, actor: Actor, trace: Trace, exc: PermissionDenied) -> HttpResponse:
@@ -280,7 +284,8 @@ def _create(request: HtmxHttpRequest, trace_id: str, kind: str) -> HttpResponse:
         except ValidationError as exc:
             form.add_service_error(exc)
         else:
-            return done(request, actor, trace, f"Added {created.get_kind_display().lower()} “{created.name}”.")
+            return done(request, actor, trace, f"Added {created.get_kind_display().lower()} “{created.name}”.",
+                        focus=created.assessment_id)
     return respond(request, actor, trace, form=form, **state)
 
 
@@ -318,16 +323,17 @@ def feedback_thumb(request: HtmxHttpRequest, trace_id: str) -> HttpResponse:
     ]
     try:
         if mine:
-            if mine[-1].value != value:
-                services.update_assessment(assessment=mine[-1], actor=actor, channel="ui", value=value)
+            rated = mine[-1]
+            if rated.value != value:
+                services.update_assessment(assessment=rated, actor=actor, channel="ui", value=value)
         else:
-            services.log_feedback(trace=trace, name=name, value=value, actor=actor, channel="ui", **_source(request))
+            rated = services.log_feedback(trace=trace, name=name, value=value, actor=actor, channel="ui", **_source(request))
     except PermissionDenied as exc:
         return refused(request, actor, trace, exc)
     except ValidationError as exc:
         return respond(request, actor, trace, status=200 if request.htmx else 400,
                        message=" ".join(exc.messages), message_level="error")
-    return done(request, actor, trace, f"Rated {name}: thumbs {'up' if value else 'down'}.")
+    return done(request, actor, trace, f"Rated {name}: thumbs {'up' if value else 'down'}.", focus=rated.assessment_id)
 
 
 @login_required
@@ -361,7 +367,7 @@ def assessment_update(request: HtmxHttpRequest, assessment_id: str) -> HttpRespo
             return respond(request, actor, trace, status=409, message="This assessment was deleted meanwhile.",
                            message_level="error")
         else:
-            return done(request, actor, trace, f"Saved “{assessment.name}”.")
+            return done(request, actor, trace, f"Saved “{assessment.name}”.", focus=assessment.assessment_id)
     return respond(request, actor, trace, form=form, **state)
 
 
@@ -377,7 +383,7 @@ def assessment_override(request: HtmxHttpRequest, assessment_id: str) -> HttpRes
     form = OverrideForm(request.POST)
     if form.is_valid():
         try:
-            services.override_feedback(
+            correction = services.override_feedback(
                 assessment=assessment, actor=actor, channel="ui", value=form.cleaned_data["value"],
                 rationale=form.cleaned_data["rationale"], **_source(request),
             )
@@ -391,7 +397,7 @@ def assessment_override(request: HtmxHttpRequest, assessment_id: str) -> HttpRes
             return respond(request, actor, trace, status=409, message="This assessment was deleted meanwhile.",
                            message_level="error")
         else:
-            return done(request, actor, trace, f"Overrode “{assessment.name}”.")
+            return done(request, actor, trace, f"Overrode “{assessment.name}”.", focus=correction.assessment_id)
     return respond(request, actor, trace, form=form, **state)
 
 

@@ -3,6 +3,7 @@ import pytest
 from django.core.cache import cache
 from rest_framework.test import APIClient
 
+from traces.authentication import forget_api_keys
 from traces.models import Membership
 
 from .factories import make_api_key, make_experiment, make_trace
@@ -16,8 +17,11 @@ def _fast_and_clean(settings):
         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
     }
     cache.clear()
+    # Keys resolved in this process outlive a test's rolled-back transaction.
+    forget_api_keys()
     yield
     cache.clear()
+    forget_api_keys()
 
 
 @pytest.fixture

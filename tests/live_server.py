@@ -2,6 +2,7 @@
 
 Import the fixtures into a conftest: `from ..live_server import fh_live_server, live`.
 """
+
 import pytest
 from django.core.servers.basehttp import WSGIServer
 

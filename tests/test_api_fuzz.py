@@ -64,7 +64,7 @@ def fuzz_data(db):
 
 @pytest.mark.django_db
 @schema.parametrize()
-@settings(max_examples=60, deadline=None, derandomize=True, database=None,
+@settings(max_examples=40, deadline=None, derandomize=True, database=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
                                  HealthCheck.filter_too_much])
 def test_api_answers_every_generated_request_within_its_schema(case, fuzz_data, keep_test_connection):

@@ -106,17 +106,22 @@ class MembershipAdmin(admin.ModelAdmin):
 
 @admin.register(ApiKey)
 class ApiKeyAdmin(ServiceErrorsMixin, admin.ModelAdmin):
-    """Adding a key generates it and shows the secret once; "Revoke" is the way to retire one."""
+    """Adding a key generates it and shows the secret once; "Revoke" and "Rotate" retire one
+    (keys are never deleted, so the revisions they wrote keep naming them)."""
 
     list_display = ["label", "prefix", "experiment_names", "created_by", "created_at", "last_used_at", "revoked_at"]
     list_filter = [("revoked_at", admin.EmptyFieldListFilter), "experiments", "created_at"]
     search_fields = ["label", "prefix", "experiments__name"]
     list_select_related = ["created_by"]
     filter_horizontal = ["experiments"]
-    actions = ["revoke"]
+    actions = ["revoke", "rotate"]
 
     def get_queryset(self, request):
         return super().get_queryset(request).prefetch_related("experiments")
+
+    def has_delete_permission(self, request, obj=None):
+        # Revisions name the key that acted; revoking keeps that link, deleting would cut it.
+        return False
 
     def get_fields(self, request, obj=None):
         if obj is None:
@@ -170,6 +175,24 @@ class ApiKeyAdmin(ServiceErrorsMixin, admin.ModelAdmin):
             services.revoke_api_key(api_key=api_key, actor=actor)
             count += api_key.revoked_at != before
         self.message_user(request, f"Revoked {count} API key(s).", messages.SUCCESS)
+
+    @admin.action(description="Rotate selected API keys (the old key works for the grace period)")
+    def rotate(self, request, queryset):
+        actor = admin_actor(request)
+        for api_key in queryset:
+            try:
+                _, raw = services.rotate_api_key(api_key=api_key, actor=actor)
+            except services.Conflict as exc:
+                self.message_user(request, f"{api_key}: {exc}", messages.ERROR)
+                continue
+            messages.warning(
+                request,
+                format_html(
+                    "{} is replaced by <code>{}</code> (copy it now, it will not be shown again); "
+                    "the old key stops working at {}.",
+                    api_key, raw, api_key.revoked_at,
+                ),
+            )
 
 
 class ReadOnlyAdminMixin:

@@ -11,6 +11,7 @@ The endpoints that read or write assessments live in `assessments.mlflow_protoco
 It only translates: every read goes through `traces.selectors`, every write through
 `traces.services`.
 """
+
 from __future__ import annotations
 
 import base64
@@ -61,11 +62,23 @@ META_SIZE_STATS = "mlflow.trace.sizeStats"
 
 # MLflow's error code → HTTP status (mlflow.protos.databricks_pb2 and the server's mapping).
 STATUS_FOR_CODE = {
-    "INVALID_PARAMETER_VALUE": 400, "BAD_REQUEST": 400, "RESOURCE_ALREADY_EXISTS": 400,
-    "MALFORMED_REQUEST": 400, "RESOURCE_DOES_NOT_EXIST": 404, "ENDPOINT_NOT_FOUND": 404, "NOT_FOUND": 404,
-    "PERMISSION_DENIED": 403, "UNAUTHENTICATED": 401, "RESOURCE_CONFLICT": 409, "ALREADY_EXISTS": 409,
-    "ABORTED": 409, "REQUEST_LIMIT_EXCEEDED": 429, "RESOURCE_EXHAUSTED": 429, "INTERNAL_ERROR": 500,
-    "NOT_IMPLEMENTED": 501, "TEMPORARILY_UNAVAILABLE": 503,
+    "INVALID_PARAMETER_VALUE": 400,
+    "BAD_REQUEST": 400,
+    "RESOURCE_ALREADY_EXISTS": 400,
+    "MALFORMED_REQUEST": 400,
+    "RESOURCE_DOES_NOT_EXIST": 404,
+    "ENDPOINT_NOT_FOUND": 404,
+    "NOT_FOUND": 404,
+    "PERMISSION_DENIED": 403,
+    "UNAUTHENTICATED": 401,
+    "RESOURCE_CONFLICT": 409,
+    "ALREADY_EXISTS": 409,
+    "ABORTED": 409,
+    "REQUEST_LIMIT_EXCEEDED": 429,
+    "RESOURCE_EXHAUSTED": 429,
+    "INTERNAL_ERROR": 500,
+    "NOT_IMPLEMENTED": 501,
+    "TEMPORARILY_UNAVAILABLE": 503,
 }
 
 
@@ -95,7 +108,9 @@ def validation_message(exc: ValidationError) -> str:
     """One line naming every field and its problem."""
     if hasattr(exc, "error_dict"):
         return "; ".join(
-            f"{field}: {' '.join(str(m) for m in messages)}" if field != "__all__" else " ".join(str(m) for m in messages)
+            f"{field}: {' '.join(str(m) for m in messages)}"
+            if field != "__all__"
+            else " ".join(str(m) for m in messages)
             for field, messages in exc.message_dict.items()
         )
     return " ".join(exc.messages)
@@ -127,6 +142,10 @@ def request_actor(request) -> Actor:
         raise MlflowError("UNAUTHENTICATED", str(exc.detail)) from None
 
 
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not JSON")
+
+
 def _json_body(request) -> dict:
     if not request.body:
         return {}
@@ -136,8 +155,8 @@ def _json_body(request) -> dict:
             f"Bad Request. Content-Type must be one of ['application/json'] (got {request.content_type or 'none'!r}).",
         )
     try:
-        body = json.loads(request.body)
-    except (ValueError, UnicodeDecodeError) as exc:
+        body = json.loads(request.body, parse_constant=_no_constant)
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise MlflowError("MALFORMED_REQUEST", f"The request body is not valid JSON: {exc}.") from None
     if not isinstance(body, dict):
         raise MlflowError("MALFORMED_REQUEST", "The request body must be a JSON object.")
@@ -358,7 +377,10 @@ def trace_info_json(trace: Trace, *, assessments: list[dict] = (), spans_locatio
         tags.pop(TAG_SPANS_LOCATION, None)
     info = {
         "trace_id": trace.trace_id,
-        "trace_location": {"type": "MLFLOW_EXPERIMENT", "mlflow_experiment": {"experiment_id": str(trace.experiment_id)}},
+        "trace_location": {
+            "type": "MLFLOW_EXPERIMENT",
+            "mlflow_experiment": {"experiment_id": str(trace.experiment_id)},
+        },
         "request_time": timestamp_json(trace.request_time),
         "state": trace.state,
         "trace_metadata": dict(trace.metadata),
@@ -403,8 +425,14 @@ def _key_values_json(mapping: dict) -> list[dict]:
     return [{"key": str(key), "value": any_value_json(value)} for key, value in mapping.items()]
 
 
-_SPAN_KINDS = {"SPAN_KIND_UNSPECIFIED", "SPAN_KIND_INTERNAL", "SPAN_KIND_SERVER", "SPAN_KIND_CLIENT",
-               "SPAN_KIND_PRODUCER", "SPAN_KIND_CONSUMER"}
+_SPAN_KINDS = {
+    "SPAN_KIND_UNSPECIFIED",
+    "SPAN_KIND_INTERNAL",
+    "SPAN_KIND_SERVER",
+    "SPAN_KIND_CLIENT",
+    "SPAN_KIND_PRODUCER",
+    "SPAN_KIND_CONSUMER",
+}
 
 
 def span_attributes(span: Span, trace_id: str) -> dict:
@@ -447,8 +475,13 @@ def span_json(span: Span, trace_id: str) -> dict:
     if span.status_message:
         data["status"]["message"] = span.status_message
     events = [
-        {"time_unix_nano": _event_time(event), "name": str(event["name"]),
-         "attributes": _key_values_json(event.get("attributes") if isinstance(event.get("attributes"), dict) else {})}
+        {
+            "time_unix_nano": _event_time(event),
+            "name": str(event["name"]),
+            "attributes": _key_values_json(
+                event.get("attributes") if isinstance(event.get("attributes"), dict) else {}
+            ),
+        }
         for event in _events(span)
     ]
     if events:
@@ -476,8 +509,11 @@ def span_artifact_json(span: Span, trace_id: str) -> dict:
         "start_time_unix_nano": span.start_time_ns,
         "end_time_unix_nano": span.end_time_ns,
         "events": [
-            {"name": str(event["name"]), "time_unix_nano": _event_time(event),
-             "attributes": event.get("attributes") if isinstance(event.get("attributes"), dict) else {}}
+            {
+                "name": str(event["name"]),
+                "time_unix_nano": _event_time(event),
+                "attributes": event.get("attributes") if isinstance(event.get("attributes"), dict) else {},
+            }
             for event in _events(span)
         ],
         "status": {"code": f"STATUS_CODE_{span.status_code}", "message": span.status_message},
@@ -496,11 +532,20 @@ def trace_or_404(actor: Actor, trace_id: str) -> Trace:
 # --- search: ordering and page tokens ---------------------------------------------------------
 
 _ORDER_COLUMNS = {
-    "timestamp_ms": "request_time", "timestamp": "request_time", "request_time": "request_time",
-    "execution_time_ms": "execution_time_ms", "execution_time": "execution_time_ms",
-    "end_time_ms": "end_time", "end_time": "end_time",
-    "status": "state", "state": "state", "request_id": "trace_id", "trace_id": "trace_id",
-    "name": "name", "experiment_id": "experiment_id", "client_request_id": "client_request_id",
+    "timestamp_ms": "request_time",
+    "timestamp": "request_time",
+    "request_time": "request_time",
+    "execution_time_ms": "execution_time_ms",
+    "execution_time": "execution_time_ms",
+    "end_time_ms": "end_time",
+    "end_time": "end_time",
+    "status": "state",
+    "state": "state",
+    "request_id": "trace_id",
+    "trace_id": "trace_id",
+    "name": "name",
+    "experiment_id": "experiment_id",
+    "client_request_id": "client_request_id",
     "run_id": "run_id",
 }
 _ORDER_RE = re.compile(r"^\s*(?P<field>`[^`]+`|[^\s`]+(?:\.`[^`]+`)?)\s*(?P<direction>ASC|DESC)?\s*$", re.IGNORECASE)
@@ -508,7 +553,9 @@ _ORDER_RE = re.compile(r"^\s*(?P<field>`[^`]+`|[^\s`]+(?:\.`[^`]+`)?)\s*(?P<dire
 
 def _end_time():
     milliseconds = ExpressionWrapper(F("execution_time_ms"), output_field=IntegerField())
-    return F("request_time") + ExpressionWrapper(milliseconds * Value(timedelta(milliseconds=1)), output_field=DurationField())
+    return F("request_time") + ExpressionWrapper(
+        milliseconds * Value(timedelta(milliseconds=1)), output_field=DurationField()
+    )
 
 
 def _order_expression(clause: str):
@@ -516,7 +563,9 @@ def _order_expression(clause: str):
         raise MlflowError.invalid(f"Invalid order_by clause {clause!r}: expected a string.")
     match = _ORDER_RE.match(clause)
     if not match:
-        raise MlflowError.invalid(f"Invalid order_by clause '{clause}'. Use '<field> [ASC|DESC]', e.g. 'timestamp_ms DESC'.")
+        raise MlflowError.invalid(
+            f"Invalid order_by clause '{clause}'. Use '<field> [ASC|DESC]', e.g. 'timestamp_ms DESC'."
+        )
     name, descending = match["field"], (match["direction"] or "ASC").upper() == "DESC"
     entity, dot, key = name.partition(".")
     if not dot:
@@ -536,7 +585,9 @@ def _order_expression(clause: str):
         else:
             expression = F(column)
     elif entity in ("feedback", "expectation", "assessment", "assessments", "span"):
-        raise MlflowError.invalid(f"Invalid identifier type '{entity}' in order_by '{clause}': traces cannot be sorted by it.")
+        raise MlflowError.invalid(
+            f"Invalid identifier type '{entity}' in order_by '{clause}': traces cannot be sorted by it."
+        )
     else:
         raise MlflowError.invalid(
             f"Invalid order_by clause '{clause}': sort by timestamp_ms, execution_time_ms, end_time_ms, status, "
@@ -589,7 +640,7 @@ def max_results(message: dict, limit: int = MAX_SEARCH_RESULTS, default: int = D
         return default
     try:
         number = int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise MlflowError.invalid(f"Invalid value {value!r} for parameter 'max_results' supplied.") from None
     if isinstance(value, bool) or not 1 <= number <= limit:
         raise MlflowError.invalid(
@@ -610,7 +661,7 @@ def location_experiment_ids(message: dict) -> list[str]:
             experiment_id = experiment.get("experiment_id") if isinstance(experiment, dict) else None
             if experiment_id in (None, ""):
                 raise MlflowError.invalid(
-                    "Each location must be {\"type\": \"MLFLOW_EXPERIMENT\", \"mlflow_experiment\": {\"experiment_id\": \"1\"}}."
+                    'Each location must be {"type": "MLFLOW_EXPERIMENT", "mlflow_experiment": {"experiment_id": "1"}}.'
                 )
             ids.append(str(experiment_id))
     experiment_ids = message.get("experiment_ids")
@@ -645,11 +696,17 @@ def health(request):
 
 @mlflow_endpoint("GET", auth=False, body=False)
 def server_info(request, message, actor):
-    return json_response({
-        "store_type": "SqlStore", "workspaces_enabled": False, "trace_archival_enabled": False,
-        "multipart_uploads_enabled": False, "multipart_downloads_enabled": False,
-        "artifact_serving_enabled": True, "artifacts_presigned_only": False,
-    })
+    return json_response(
+        {
+            "store_type": "SqlStore",
+            "workspaces_enabled": False,
+            "trace_archival_enabled": False,
+            "multipart_uploads_enabled": False,
+            "multipart_downloads_enabled": False,
+            "artifact_serving_enabled": True,
+            "artifacts_presigned_only": False,
+        }
+    )
 
 
 @mlflow_endpoint("GET", "POST", "PUT", "PATCH", "DELETE", auth=False, body=False)
@@ -698,7 +755,9 @@ def experiment_search(request, message, actor):
     if text:
         match = _NAME_FILTER.match(text)
         if not match:
-            raise MlflowError.invalid(f"Invalid filter '{text}': experiments can be filtered by name = / != / LIKE / ILIKE '…'.")
+            raise MlflowError.invalid(
+                f"Invalid filter '{text}': experiments can be filtered by name = / != / LIKE / ILIKE '…'."
+            )
         operator, value = match[1].upper(), match[2].replace("''", "'")
         pattern = "".join(".*" if char == "%" else "." if char == "_" else re.escape(char) for char in value)
         if operator == "=":
@@ -710,7 +769,7 @@ def experiment_search(request, message, actor):
     size = max_results(message, limit=50000, default=1000)
     fingerprint = search_fingerprint("experiments", text)
     offset = decode_page_token(field(message, "page_token"), fingerprint)
-    rows = list(queryset[offset: offset + size + 1])
+    rows = list(queryset[offset : offset + size + 1])
     data = {"experiments": [experiment_json(experiment) for experiment in rows[:size]]}
     if len(rows) > size:
         data["next_page_token"] = encode_page_token(offset + size, fingerprint)
@@ -729,7 +788,9 @@ def trace_tags(request, message, actor, trace_id):
         raise MlflowError.invalid(f"Tag '{key}' is managed by the server and cannot be changed.")
     if request.method == "PATCH":
         value = message.get("value", "")
-        services.set_trace_tag(trace=trace, key=key, value=value if isinstance(value, str) else json.dumps(value), actor=actor)
+        services.set_trace_tag(
+            trace=trace, key=key, value=value if isinstance(value, str) else json.dumps(value), actor=actor
+        )
     else:
         services.delete_trace_tag(trace=trace, key=key, actor=actor)
     return json_response({})

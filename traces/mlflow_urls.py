@@ -4,6 +4,7 @@ Every /api/… route also answers under /ajax-api/… (MLflow's UI prefix). The 
 at the end gives unimplemented MLflow routes a JSON ENDPOINT_NOT_FOUND, so
 `feedbackhub/urls.py` includes `assessments.mlflow_urls` before this module.
 """
+
 from django.urls import path, re_path
 
 from . import mlflow_protocol as views
@@ -24,6 +25,9 @@ urlpatterns = [
     *twins("2.0/mlflow/experiments/list", views.experiment_search, "mlflow_experiment_list"),
     *twins("2.0/mlflow/traces/<str:trace_id>/tags", views.trace_tags, "mlflow_trace_tags"),
     *twins("3.0/mlflow/traces/<str:trace_id>/tags", views.trace_tags, "mlflow_trace_tags_v3"),
-    re_path(r"^(?:ajax-)?api/[23]\.0/mlflow(?:-artifacts)?/(?P<rest>.*)$", views.endpoint_not_found,
-            name="mlflow_endpoint_not_found"),
+    re_path(
+        r"^(?:ajax-)?api/[23]\.0/mlflow(?:-artifacts)?/(?P<rest>.*)$",
+        views.endpoint_not_found,
+        name="mlflow_endpoint_not_found",
+    ),
 ]

@@ -15,6 +15,7 @@ first match wins:
 `gen_ai.evaluation.result` span events are returned separately (`DecodedTrace.evaluations`)
 so that the assessments app can turn them into feedback; this module writes nothing.
 """
+
 from __future__ import annotations
 
 import base64
@@ -45,18 +46,34 @@ COLUMN_ATTRIBUTES = frozenset({MLFLOW_SPAN_TYPE, MLFLOW_INPUTS, MLFLOW_OUTPUTS, 
 EVALUATION_EVENT = "gen_ai.evaluation.result"
 
 OPENINFERENCE_KINDS = {
-    "LLM": "LLM", "CHAIN": "CHAIN", "TOOL": "TOOL", "RETRIEVER": "RETRIEVER", "EMBEDDING": "EMBEDDING",
-    "AGENT": "AGENT", "RERANKER": "RERANKER", "GUARDRAIL": "GUARDRAIL", "EVALUATOR": "EVALUATOR",
-    "PROMPT": "CHAIN", "UNKNOWN": "UNKNOWN",
+    "LLM": "LLM",
+    "CHAIN": "CHAIN",
+    "TOOL": "TOOL",
+    "RETRIEVER": "RETRIEVER",
+    "EMBEDDING": "EMBEDDING",
+    "AGENT": "AGENT",
+    "RERANKER": "RERANKER",
+    "GUARDRAIL": "GUARDRAIL",
+    "EVALUATOR": "EVALUATOR",
+    "PROMPT": "CHAIN",
+    "UNKNOWN": "UNKNOWN",
 }
 GENAI_OPERATIONS = {
-    "chat": "CHAT_MODEL", "text_completion": "LLM", "generate_content": "LLM", "embeddings": "EMBEDDING",
-    "execute_tool": "TOOL", "create_agent": "AGENT", "invoke_agent": "AGENT", "retrieval": "RETRIEVER",
+    "chat": "CHAT_MODEL",
+    "text_completion": "LLM",
+    "generate_content": "LLM",
+    "embeddings": "EMBEDDING",
+    "execute_tool": "TOOL",
+    "create_agent": "AGENT",
+    "invoke_agent": "AGENT",
+    "retrieval": "RETRIEVER",
     "invoke_workflow": "CHAIN",
 }
 GENAI_MESSAGE_EVENTS = {
-    "gen_ai.system.message": "system", "gen_ai.user.message": "user",
-    "gen_ai.assistant.message": "assistant", "gen_ai.tool.message": "tool",
+    "gen_ai.system.message": "system",
+    "gen_ai.user.message": "user",
+    "gen_ai.assistant.message": "assistant",
+    "gen_ai.tool.message": "tool",
 }
 _INDEXED = re.compile(r"^(?P<prefix>.+?)\.(?P<index>\d+)\.(?P<rest>.+)$")
 _ID_KEYS = ("traceId", "spanId", "parentSpanId")
@@ -150,7 +167,9 @@ def _hex_ids_to_base64(data):
     return data
 
 
-def parse_export_request(body: bytes, content_type: str, content_encoding: str = "", *, limit: int) -> ExportTraceServiceRequest:
+def parse_export_request(
+    body: bytes, content_type: str, content_encoding: str = "", *, limit: int
+) -> ExportTraceServiceRequest:
     """Decode an OTLP/HTTP trace export body; raises OtlpError with the status to answer."""
     if content_type not in CONTENT_TYPES:
         raise OtlpError(
@@ -311,8 +330,14 @@ def span_outputs(attributes: dict, events: list[dict]):
 # --- spans --------------------------------------------------------------------------------------
 
 _STATUS = {0: "UNSET", 1: "OK", 2: "ERROR"}
-_KINDS = {0: "", 1: "SPAN_KIND_INTERNAL", 2: "SPAN_KIND_SERVER", 3: "SPAN_KIND_CLIENT",
-          4: "SPAN_KIND_PRODUCER", 5: "SPAN_KIND_CONSUMER"}
+_KINDS = {
+    0: "",
+    1: "SPAN_KIND_INTERNAL",
+    2: "SPAN_KIND_SERVER",
+    3: "SPAN_KIND_CLIENT",
+    4: "SPAN_KIND_PRODUCER",
+    5: "SPAN_KIND_CONSUMER",
+}
 
 
 def _evaluation(span_id: str, event: dict) -> Evaluation | None:
@@ -378,7 +403,7 @@ def _lift_root(span: dict, attributes: dict, trace: DecodedTrace) -> None:
     """Trace-level facts a root span carries: MLflow's `mlflow.traceTag.*`, session and user ids."""
     for key, value in attributes.items():
         if key.startswith(MLFLOW_TRACE_TAG_PREFIX) and len(key) > len(MLFLOW_TRACE_TAG_PREFIX):
-            trace.tags[key[len(MLFLOW_TRACE_TAG_PREFIX):][:250]] = str(_maybe_json(value))
+            trace.tags[key[len(MLFLOW_TRACE_TAG_PREFIX) :][:250]] = str(_maybe_json(value))
     session = attributes.get("session.id") or attributes.get("gen_ai.conversation.id")
     if isinstance(session, (str, int)) and str(session):
         trace.metadata["mlflow.trace.session"] = str(session)[:250]

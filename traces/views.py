@@ -22,7 +22,7 @@ from assessments import selectors as assessment_selectors
 from . import selectors
 from .access import Actor
 from .filters import FIELDS_HELP, FilterError
-from .models import Membership, Span, Trace
+from .models import Span, Trace
 
 
 class HtmxHttpRequest(HttpRequest):
@@ -374,5 +374,3 @@ def trace_summary(request: HtmxHttpRequest, trace_id: str) -> HttpResponse:
     chips = assessment_selectors.feedback_chips_for_traces([trace.trace_id]).get(trace.trace_id, [])
     return render(request, "traces/includes/trace_summary.html", {"trace": trace, "chips": chips})
 
-
-ROLE_LABELS = dict(Membership.Role.choices)

@@ -99,8 +99,9 @@
     if (key === "Escape") {
       var pop = $("details[data-popover][open]");
       if (pop) { pop.open = false; $("summary", pop).focus(); return; }
-      var cancel = $("#assessment-panel [data-cancel]");
-      if (cancel && !$("dialog[open]")) { e.preventDefault(); cancel.click(); }
+      if ($("dialog[open]")) return;
+      var close = $("#assessment-panel [data-cancel]") || $("#assessment-panel [data-dismiss-history]");
+      if (close) { e.preventDefault(); close.click(); }
       return;
     }
     if (el && el.classList.contains("span-link") && /^(Arrow(Up|Down|Left|Right)|Home|End)$/.test(key)) {
@@ -122,6 +123,8 @@
       if (edit) { e.preventDefault(); edit.click(); }
       return;
     }
+    var open = key === "a" && $("#add-form-title");
+    if (open) { e.preventDefault(); $("input:not([type=hidden])", open.closest("form")).focus(); return; }
     if (/^[jkaud]$/.test(key)) hot(key);
   });
 
@@ -198,6 +201,14 @@
   document.addEventListener("htmx:configRequest", function (e) {
     var page = $("[data-trace-page]");
     if (page && page.dataset.selectedSpan && e.detail.elt.closest("#assessment-panel")) e.detail.parameters.span = page.dataset.selectedSpan;
+  });
+  document.addEventListener("htmx:afterSettle", function (e) {
+    var focus = e.detail.elt.id === "assessment-panel" && $("[data-focus]", e.detail.elt);
+    if (focus && !$("[autofocus]", e.detail.elt)) {
+      focus.focus({ preventScroll: true });
+      focus.scrollIntoView({ block: "nearest" });
+      focus.classList.add("flash");
+    }
   });
   document.addEventListener("htmx:responseError", function (e) {
     var status = e.detail.xhr.status;

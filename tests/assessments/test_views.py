@@ -68,10 +68,10 @@ def test_add_feedback_without_javascript_redirects_to_the_trace_keeping_the_list
     response = reviewer_client.post(url("feedback_create", trace.trace_id),
                                     feedback_form(filter="trace.status = 'OK'", sort="slowest", span=f"{2:016x}"))
     assert response.status_code == 302
+    created = Assessment.objects.get(trace=trace, value=True)
     assert response["Location"] == (
-        f"/traces/{trace.trace_id}/?filter=trace.status+%3D+%27OK%27&sort=slowest&span={2:016x}#assessment-panel"
+        f"/traces/{trace.trace_id}/?filter=trace.status+%3D+%27OK%27&sort=slowest&span={2:016x}#a-{created.assessment_id}"
     )
-    assert Assessment.objects.filter(trace=trace, value=True).count() == 1
 
 
 @pytest.mark.parametrize("fields,expected", [
@@ -266,7 +266,7 @@ def test_edit_changes_value_rationale_and_metadata(reviewer_client, alices):
 def test_edit_without_javascript_redirects(reviewer_client, alices):
     response = reviewer_client.post(url("assessment_update", alices.assessment_id), {
         "value_type": "boolean", "value_boolean": "false", "rationale": "", "metadata": "", "version": "1"})
-    assert response.status_code == 302 and response["Location"].endswith("#assessment-panel")
+    assert response.status_code == 302 and response["Location"].endswith(f"#a-{alices.assessment_id}")
     alices.refresh_from_db()
     assert alices.value is False
 

@@ -1,5 +1,6 @@
 """Fixtures for the real-client tests: a live FeedbackHub, an API key, the mlflow client
 pointed at both, and a fake OpenAI chat-completions server on loopback."""
+
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -35,12 +36,18 @@ class _FakeOpenAI(BaseHTTPRequestHandler):
         if self.path.rstrip("/") != "/v1/chat/completions":
             self.send_error(404)
             return
-        payload = json.dumps({
-            "id": f"chatcmpl-{len(self.server.requests)}", "object": "chat.completion", "created": 1795702948,
-            "model": body.get("model", "gpt-4o-mini"),
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": self.answer}, "finish_reason": "stop"}],
-            "usage": {"prompt_tokens": 12, "completion_tokens": 9, "total_tokens": 21},
-        }).encode()
+        payload = json.dumps(
+            {
+                "id": f"chatcmpl-{len(self.server.requests)}",
+                "object": "chat.completion",
+                "created": 1795702948,
+                "model": body.get("model", "gpt-4o-mini"),
+                "choices": [
+                    {"index": 0, "message": {"role": "assistant", "content": self.answer}, "finish_reason": "stop"}
+                ],
+                "usage": {"prompt_tokens": 12, "completion_tokens": 9, "total_tokens": 21},
+            }
+        ).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(payload)))

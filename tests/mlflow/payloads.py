@@ -1,4 +1,5 @@
 """Request bodies as the mlflow 3.18 client sends them (see mlflow-protocol.md), for raw-HTTP tests."""
+
 import json
 import uuid
 
@@ -60,26 +61,41 @@ def _value(value) -> AnyValue:
 
 def mlflow_spans(trace_id: str, count: int = 2) -> list[dict]:
     """A CHAIN root `answer_question` and RETRIEVER children, as the mlflow client exports them."""
-    spans = [{
-        "span_id": 1, "parent": None, "name": "answer_question", "start": START_NS, "end": START_NS + 68_000_000,
-        "attributes": {
-            "mlflow.traceRequestId": trace_id, "mlflow.spanType": "CHAIN",
-            "mlflow.spanInputs": {"question": "What is MLflow?"},
-            "mlflow.spanOutputs": "MLflow is an open source platform for the ML lifecycle.",
-            "mlflow.spanFunctionName": "answer_question", "mlflow.spanLogLevel": 10,
-        },
-    }]
-    for n in range(2, count + 1):
-        spans.append({
-            "span_id": n, "parent": 1, "name": f"retrieve_docs_{n}", "start": START_NS + n * 1_000_000,
-            "end": START_NS + n * 1_000_000 + 700_000,
+    spans = [
+        {
+            "span_id": 1,
+            "parent": None,
+            "name": "answer_question",
+            "start": START_NS,
+            "end": START_NS + 68_000_000,
             "attributes": {
-                "mlflow.traceRequestId": trace_id, "mlflow.spanType": "RETRIEVER",
-                "mlflow.spanInputs": {"query": "What is MLflow?", "top_k": 2},
-                "mlflow.spanOutputs": [{"page_content": "MLflow is open source."}],
-                "retriever.latency_ms": 3, "mlflow.spanLogLevel": 20,
+                "mlflow.traceRequestId": trace_id,
+                "mlflow.spanType": "CHAIN",
+                "mlflow.spanInputs": {"question": "What is MLflow?"},
+                "mlflow.spanOutputs": "MLflow is an open source platform for the ML lifecycle.",
+                "mlflow.spanFunctionName": "answer_question",
+                "mlflow.spanLogLevel": 10,
             },
-        })
+        }
+    ]
+    for n in range(2, count + 1):
+        spans.append(
+            {
+                "span_id": n,
+                "parent": 1,
+                "name": f"retrieve_docs_{n}",
+                "start": START_NS + n * 1_000_000,
+                "end": START_NS + n * 1_000_000 + 700_000,
+                "attributes": {
+                    "mlflow.traceRequestId": trace_id,
+                    "mlflow.spanType": "RETRIEVER",
+                    "mlflow.spanInputs": {"query": "What is MLflow?", "top_k": 2},
+                    "mlflow.spanOutputs": [{"page_content": "MLflow is open source."}],
+                    "retriever.latency_ms": 3,
+                    "mlflow.spanLogLevel": 20,
+                },
+            }
+        )
     return spans
 
 

@@ -1,4 +1,5 @@
 """Raw MLflow REST calls through Django's test client, and checks of MLflow's response shapes."""
+
 import json
 
 from django.test import Client
@@ -38,7 +39,9 @@ class MlflowApi:
 
     def otlp(self, trace_id, spans, experiment_id):
         return self.client.post(
-            "/v1/traces", payloads.otlp_body(trace_id, spans), content_type="application/x-protobuf",
+            "/v1/traces",
+            payloads.otlp_body(trace_id, spans),
+            content_type="application/x-protobuf",
             headers={**self.headers, "x-mlflow-experiment-id": str(experiment_id)},
         )
 

@@ -1,5 +1,6 @@
 """The real mlflow tracing client (mlflow-tracing 3.17.2) against a live FeedbackHub, unchanged
 but for MLFLOW_TRACKING_URI and MLFLOW_TRACKING_TOKEN."""
+
 import pytest
 
 from assessments.models import Assessment, Revision
@@ -50,7 +51,10 @@ def test_traced_function_and_get_trace(mlflow, experiment):
     assert (stored.user_id, stored.session_id, stored.client_request_id) == ("user_123", "sess-1", "req-user_123")
     retriever = Span.objects.get(trace=stored, name="retrieve_docs")
     assert (retriever.span_type, retriever.inputs, retriever.attributes["retriever.latency_ms"]) == (
-        "RETRIEVER", {"query": "What is MLflow?", "top_k": 2}, 3)
+        "RETRIEVER",
+        {"query": "What is MLflow?", "top_k": 2},
+        3,
+    )
 
     trace = mlflow.get_trace(trace_id)
     assert trace.info.trace_id == trace_id and trace.info.state.value == "OK"
@@ -90,12 +94,19 @@ def test_assessment_calls(mlflow, experiment):
     trace_id = run(mlflow, traced_app(mlflow), "What is MLflow?", "user_123", "sess-1")
     human = AssessmentSource(source_type=AssessmentSourceType.HUMAN, source_id="user_123")
     judge = AssessmentSource(source_type=AssessmentSourceType.LLM_JUDGE, source_id="gpt-4o-mini-judge")
-    thumbs = mlflow.log_feedback(trace_id=trace_id, name="user_satisfaction", value=True, rationale="helpful", source=human)
-    relevance = mlflow.log_feedback(trace_id=trace_id, name="relevance", value=0.6, source=judge,
-                                    metadata={"judge_model": "gpt-4o-mini"})
+    thumbs = mlflow.log_feedback(
+        trace_id=trace_id, name="user_satisfaction", value=True, rationale="helpful", source=human
+    )
+    relevance = mlflow.log_feedback(
+        trace_id=trace_id, name="relevance", value=0.6, source=judge, metadata={"judge_model": "gpt-4o-mini"}
+    )
     rating = mlflow.log_feedback(trace_id=trace_id, name="rating", value=4, source=human)
-    failed = mlflow.log_feedback(trace_id=trace_id, name="faithfulness", source=judge,
-                                 error=AssessmentError(error_code="RATE_LIMIT_EXCEEDED", error_message="try later"))
+    failed = mlflow.log_feedback(
+        trace_id=trace_id,
+        name="faithfulness",
+        source=judge,
+        error=AssessmentError(error_code="RATE_LIMIT_EXCEEDED", error_message="try later"),
+    )
     retrieval_span = mlflow.get_trace(trace_id).data.spans[1].span_id
     on_span = mlflow.log_feedback(trace_id=trace_id, name="doc_relevance", value="relevant", span_id=retrieval_span)
     expected = mlflow.log_expectation(trace_id=trace_id, name="expected_facts", value={"facts": ["open source"]})
@@ -107,12 +118,18 @@ def test_assessment_calls(mlflow, experiment):
     assert mlflow.get_assessment(trace_id, expected.assessment_id).value == {"facts": ["open source"]}
     assert Assessment.objects.get(pk=on_span.assessment_id).source_type == "CODE"  # the client's default
 
-    updated = mlflow.update_assessment(trace_id, thumbs.assessment_id, Feedback(name="user_satisfaction", value=False,
-                                                                                rationale="Changed my mind"))
+    updated = mlflow.update_assessment(
+        trace_id, thumbs.assessment_id, Feedback(name="user_satisfaction", value=False, rationale="Changed my mind")
+    )
     assert (updated.value, updated.rationale, updated.source.source_id) == (False, "Changed my mind", "user_123")
 
-    override = mlflow.override_feedback(trace_id=trace_id, assessment_id=relevance.assessment_id, value=0.9,
-                                        rationale="Human reviewer: fully relevant", source=human)
+    override = mlflow.override_feedback(
+        trace_id=trace_id,
+        assessment_id=relevance.assessment_id,
+        value=0.9,
+        rationale="Human reviewer: fully relevant",
+        source=human,
+    )
     assert override.overrides == relevance.assessment_id and override.name == "relevance"
     assessments = {a.assessment_id: a for a in mlflow.get_trace(trace_id).info.assessments}
     assert assessments[relevance.assessment_id].valid is False and assessments[override.assessment_id].valid is True
@@ -163,7 +180,9 @@ def test_search_traces(mlflow, experiment):
     client = TracingClient()
     page = client.search_traces(locations=[str(experiment.pk)], max_results=2, include_spans=False)
     assert [t.info.trace_id for t in page] == ids[:0:-1] and page.token
-    rest = client.search_traces(locations=[str(experiment.pk)], max_results=2, page_token=page.token, include_spans=False)
+    rest = client.search_traces(
+        locations=[str(experiment.pk)], max_results=2, page_token=page.token, include_spans=False
+    )
     assert [t.info.trace_id for t in rest] == [ids[0]] and not rest.token
 
 
@@ -195,7 +214,9 @@ def test_openai_autolog(mlflow, experiment, fake_openai):
     mlflow.openai.autolog()
     try:
         client = openai.OpenAI()
-        reply = client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "What is MLflow?"}])
+        reply = client.chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "What is MLflow?"}]
+        )
         trace_id = mlflow.get_last_active_trace_id()
         mlflow.flush_trace_async_logging()
     finally:

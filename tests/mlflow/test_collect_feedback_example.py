@@ -2,6 +2,7 @@
 `mlflow.log_feedback` right away (no flush, no sleep). The client exports the trace in the
 background, so the feedback usually reaches FeedbackHub first; it must end up on the trace.
 """
+
 import os
 import subprocess
 import sys
@@ -74,7 +75,11 @@ def assert_feedback_on_trace(trace_id, experiment):
     assert (trace.experiment, trace.name) == (experiment, "Completions")
     [feedback] = Assessment.objects.filter(trace=trace)
     assert (feedback.name, feedback.value, feedback.source_type, feedback.source_id) == (
-        "user_satisfaction", True, "HUMAN", "user_123")
+        "user_satisfaction",
+        True,
+        "HUMAN",
+        "user_123",
+    )
     assert feedback.rationale == "User indicated response was helpful"
 
 
@@ -106,8 +111,15 @@ def test_example_in_process_three_times(mlflow, experiment, fake_openai, staff, 
     from assessments import services
     from traces.access import Actor
 
-    services.log_feedback(trace=Trace.objects.get(pk=trace_ids[0]), name="reviewer_ok", value=False,
-                          actor=Actor.for_user(staff), channel="ui", source_type="HUMAN", source_id="charlie")
+    services.log_feedback(
+        trace=Trace.objects.get(pk=trace_ids[0]),
+        name="reviewer_ok",
+        value=False,
+        actor=Actor.for_user(staff),
+        channel="ui",
+        source_type="HUMAN",
+        source_id="charlie",
+    )
     names = {a.name for a in mlflow.get_trace(trace_ids[0]).info.assessments}
     assert names == {"user_satisfaction", "reviewer_ok"}
 

@@ -1,6 +1,7 @@
 """The full `mlflow==3.18.0` client (the version mlflow-protocol.md was recorded with), run in its
 own virtualenv as a subprocess against the live server. Skipped unless .venv-mlflow exists
 (see requirements-mlflow.txt for the two install commands)."""
+
 import json
 import os
 import subprocess
@@ -22,7 +23,7 @@ pytestmark = [
     pytest.mark.skipif(not PYTHON.exists(), reason=f"{PYTHON} not found; see requirements-mlflow.txt"),
 ]
 
-TOUR = textwrap.dedent('''
+TOUR = textwrap.dedent("""
     import json
     import mlflow
     from mlflow import MlflowClient
@@ -73,7 +74,7 @@ TOUR = textwrap.dedent('''
     client.delete_trace_tag(ids[2], "reviewed")
     out["ids"] = ids
     print("RESULT=" + json.dumps(out))
-''')
+""")
 
 
 def run(script: str, env: dict, tmp_path) -> str:

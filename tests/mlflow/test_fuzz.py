@@ -1,4 +1,5 @@
 """Whatever JSON a client sends to an MLflow endpoint, the answer is a 2xx or 4xx in MLflow's shape."""
+
 import json
 
 import pytest
@@ -10,8 +11,18 @@ from .payloads import new_trace_id
 
 pytestmark = pytest.mark.django_db
 
-scalars = st.none() | st.booleans() | st.integers(min_value=-(2**70), max_value=2**70) | st.floats(allow_nan=False) | st.text(max_size=30)
-json_values = st.recursive(scalars, lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=10), children, max_size=3), max_leaves=8)
+scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=30)
+)
+json_values = st.recursive(
+    scalars,
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=10), children, max_size=3),
+    max_leaves=8,
+)
 
 TRACE = "tr-" + "ab" * 16
 
@@ -51,14 +62,40 @@ def assert_mlflow_answer(response):
 
 
 ENDPOINTS = [
-    ("post", "/api/3.0/mlflow/traces", payloads.trace_info(TRACE, "0", assessments=[payloads.feedback(assessment_id="a-x")])),
-    ("post", f"/api/3.0/mlflow/traces/{TRACE}/assessments", {"assessment": {**payloads.feedback(), "span_id": "0000000000000001"}}),
-    ("patch", f"/api/3.0/mlflow/traces/{TRACE}/assessments/a-fixed", {
-        "assessment": {"assessment_name": "n", "feedback": {"value": 1.0}, "expectation": {"value": 1}, "metadata": {"a": "b"}},
-        "update_mask": "assessmentName,feedback,rationale,metadata"}),
-    ("post", "/api/3.0/mlflow/traces/search", {
-        "locations": [{"type": "MLFLOW_EXPERIMENT", "mlflow_experiment": {"experiment_id": "0"}}],
-        "filter": "feedback.x = 'true'", "max_results": 10, "order_by": ["timestamp_ms DESC"], "page_token": ""}),
+    (
+        "post",
+        "/api/3.0/mlflow/traces",
+        payloads.trace_info(TRACE, "0", assessments=[payloads.feedback(assessment_id="a-x")]),
+    ),
+    (
+        "post",
+        f"/api/3.0/mlflow/traces/{TRACE}/assessments",
+        {"assessment": {**payloads.feedback(), "span_id": "0000000000000001"}},
+    ),
+    (
+        "patch",
+        f"/api/3.0/mlflow/traces/{TRACE}/assessments/a-fixed",
+        {
+            "assessment": {
+                "assessment_name": "n",
+                "feedback": {"value": 1.0},
+                "expectation": {"value": 1},
+                "metadata": {"a": "b"},
+            },
+            "update_mask": "assessmentName,feedback,rationale,metadata",
+        },
+    ),
+    (
+        "post",
+        "/api/3.0/mlflow/traces/search",
+        {
+            "locations": [{"type": "MLFLOW_EXPERIMENT", "mlflow_experiment": {"experiment_id": "0"}}],
+            "filter": "feedback.x = 'true'",
+            "max_results": 10,
+            "order_by": ["timestamp_ms DESC"],
+            "page_token": "",
+        },
+    ),
     ("post", "/api/3.0/mlflow/traces/batchGetInfos", {"trace_ids": [TRACE]}),
     ("patch", f"/api/2.0/mlflow/traces/{TRACE}/tags", {"key": "k", "value": "v"}),
     ("post", "/api/2.0/mlflow/experiments/create", {"name": "fuzz"}),
@@ -81,9 +118,19 @@ def test_mutated_bodies_never_500(api, experiment, method, path, template):
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
-@given(params=st.dictionaries(st.sampled_from(["trace_id", "allow_partial", "trace_ids", "experiment_id", "experiment_name"]),
-                              st.text(max_size=40), max_size=3))
+@given(
+    params=st.dictionaries(
+        st.sampled_from(["trace_id", "allow_partial", "trace_ids", "experiment_id", "experiment_name"]),
+        st.text(max_size=40),
+        max_size=3,
+    )
+)
 def test_query_parameters_never_500(api, experiment, params):
-    for path in ["/api/3.0/mlflow/traces/get", "/api/3.0/mlflow/traces/batchGet", "/api/2.0/mlflow/experiments/get",
-                 "/api/2.0/mlflow/experiments/get-by-name", f"/api/3.0/mlflow/traces/{new_trace_id()}"]:
+    for path in [
+        "/api/3.0/mlflow/traces/get",
+        "/api/3.0/mlflow/traces/batchGet",
+        "/api/2.0/mlflow/experiments/get",
+        "/api/2.0/mlflow/experiments/get-by-name",
+        f"/api/3.0/mlflow/traces/{new_trace_id()}",
+    ]:
         assert_mlflow_answer(api.get(path, **params))

@@ -1,4 +1,5 @@
 """Feedback that arrives before its trace: held, readable, editable, attached on arrival, expired."""
+
 import logging
 from datetime import timedelta
 
@@ -34,7 +35,11 @@ def test_feedback_before_start_trace_is_held_then_attached(api, experiment):
     api.start(trace_id, experiment.pk, num_spans=2)
     attached = Assessment.objects.get()
     assert (attached.pk, attached.trace_id, attached.value, attached.rationale) == (
-        pending["assessment_id"], trace_id, True, "User indicated response was helpful")
+        pending["assessment_id"],
+        trace_id,
+        True,
+        "User indicated response was helpful",
+    )
     assert attached.create_time.isoformat() == "2026-11-26T14:22:33.625000+00:00"
     [revision] = Revision.objects.filter(assessment_id=attached.pk)
     assert (revision.action, revision.channel, revision.experiment_id) == ("create", "mlflow", experiment.pk)
@@ -52,10 +57,16 @@ def test_feedback_before_otlp_spans_is_attached_by_them(api, experiment):
 
 def test_updates_and_overrides_while_pending_replay_with_their_revisions(api, experiment):
     trace_id = new_trace_id()
-    first = api.log(trace_id, payloads.feedback("relevance", 0.6, metadata={"a": "1"})).json()["assessment"]["assessment_id"]
-    updated = api.patch(f"{V3}/traces/{trace_id}/assessments/{first}", {
-        "assessment": {"feedback": {"value": 0.7}, "metadata": {"b": "2"}}, "update_mask": "feedback,metadata",
-    }).json()["assessment"]
+    first = api.log(trace_id, payloads.feedback("relevance", 0.6, metadata={"a": "1"})).json()["assessment"][
+        "assessment_id"
+    ]
+    updated = api.patch(
+        f"{V3}/traces/{trace_id}/assessments/{first}",
+        {
+            "assessment": {"feedback": {"value": 0.7}, "metadata": {"b": "2"}},
+            "update_mask": "feedback,metadata",
+        },
+    ).json()["assessment"]
     assert updated["feedback"]["value"] == 0.7 and updated["metadata"] == {"a": "1", "b": "2"}
     override = api.log(trace_id, payloads.feedback("relevance", 0.9, overrides=first)).json()["assessment"]
     assert override["overrides"] == first
@@ -121,7 +132,9 @@ def test_duplicate_pending_id_and_existing_invisible_trace(api, experiment):
     trace_id = new_trace_id()
     api.log(trace_id, payloads.feedback(assessment_id="a-mine-0001"))
     error(api.log(new_trace_id(), payloads.feedback(assessment_id="a-mine-0001")), 400, "RESOURCE_ALREADY_EXISTS")
-    hidden = Trace.objects.create(trace_id=new_trace_id(), experiment=make_experiment("hidden"), request_time=timezone.now())
+    hidden = Trace.objects.create(
+        trace_id=new_trace_id(), experiment=make_experiment("hidden"), request_time=timezone.now()
+    )
     error(api.log(hidden.pk, payloads.feedback()), 404, "RESOURCE_DOES_NOT_EXIST")
 
 
@@ -135,7 +148,7 @@ def test_expiry_logs_each_item(api, settings, caplog, capsys):
     call_command("expire_pending")
     assert not PendingAssessment.objects.exists()
     assert f"for trace {trace_id}: the trace never arrived within 60 s" in caplog.text
-    assert f"expired feedback" in capsys.readouterr().out
+    assert "expired feedback" in capsys.readouterr().out
     error(api.get(f"{V3}/traces/{trace_id}/assessments/a-x"), 404, "RESOURCE_DOES_NOT_EXIST")
 
 
@@ -148,8 +161,9 @@ def test_expiry_attaches_items_whose_trace_did_arrive(api, experiment):
 
     hooks, trace_services.trace_created_hooks[:] = list(trace_services.trace_created_hooks), []
     try:
-        trace_services.ingest_trace(experiment=experiment, actor=Actor.for_system("t"), channel="api", trace_id=trace_id,
-                                    spans=make_spans(1))
+        trace_services.ingest_trace(
+            experiment=experiment, actor=Actor.for_system("t"), channel="api", trace_id=trace_id, spans=make_spans(1)
+        )
     finally:
         trace_services.trace_created_hooks[:] = hooks
     assert PendingAssessment.objects.exists()
@@ -169,17 +183,26 @@ def native(api_key):
 
 def test_native_feedback_before_its_trace(native, experiment):
     trace_id = new_trace_id()
-    response = native.post(f"/api/v1/traces/{trace_id}/feedback", {
-        "name": "user_satisfaction", "value": True, "source": {"source_type": "HUMAN", "source_id": "user_123"},
-    }, format="json")
+    response = native.post(
+        f"/api/v1/traces/{trace_id}/feedback",
+        {
+            "name": "user_satisfaction",
+            "value": True,
+            "source": {"source_type": "HUMAN", "source_id": "user_123"},
+        },
+        format="json",
+    )
     assert response.status_code == 201, response.content
     held = response.json()
     assert (held["trace_id"], held["value"], held["valid"]) == (trace_id, True, True)
     assert native.get(f"/api/v1/assessments/{held['assessment_id']}").json()["value"] is True
     response = native.post(f"/api/v1/traces/{trace_id}/expectations", {"name": "expected", "value": "x"}, format="json")
     assert response.status_code == 201
-    response = native.post("/api/v1/traces", {"experiment_id": str(experiment.pk), "trace_id": trace_id,
-                                              "spans": make_spans(2)}, format="json")
+    response = native.post(
+        "/api/v1/traces",
+        {"experiment_id": str(experiment.pk), "trace_id": trace_id, "spans": make_spans(2)},
+        format="json",
+    )
     assert response.status_code == 201
     stored = {a.name: a for a in Assessment.objects.filter(trace_id=trace_id)}
     assert stored["user_satisfaction"].pk == held["assessment_id"] and stored["expected"].kind == "expectation"
@@ -191,6 +214,8 @@ def test_native_bad_input_and_session_users_are_not_held(native, reviewer_client
     response = native.post(f"/api/v1/traces/{trace_id}/feedback", {"name": "", "value": True}, format="json")
     assert response.status_code == 400
     assert native.post("/api/v1/traces/tr-bad/feedback", {"name": "x", "value": 1}, format="json").status_code == 404
-    response = reviewer_client.post(f"/api/v1/traces/{trace_id}/feedback", {"name": "x", "value": 1}, content_type="application/json")
+    response = reviewer_client.post(
+        f"/api/v1/traces/{trace_id}/feedback", {"name": "x", "value": 1}, content_type="application/json"
+    )
     assert response.status_code == 404
     assert not PendingAssessment.objects.exists()

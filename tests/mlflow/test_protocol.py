@@ -1,5 +1,6 @@
 """The MLflow REST protocol driven as raw HTTP (deterministic ordering, bad input), with every
 response checked against the mlflow client's own protobuf messages."""
+
 import json
 
 import pytest
@@ -27,11 +28,14 @@ def test_version_health_and_server_info(client):
     assert info["store_type"] == "SqlStore" and info["artifact_serving_enabled"] is True
 
 
-@pytest.mark.parametrize("headers, message", [
-    ({}, "MLFLOW_TRACKING_TOKEN"),
-    ({"Authorization": "Bearer fh_unknown-key-000000000000"}, "Invalid API key"),
-    ({"Authorization": "Basic !!!"}, "MLFLOW_TRACKING_TOKEN"),
-])
+@pytest.mark.parametrize(
+    "headers, message",
+    [
+        ({}, "MLFLOW_TRACKING_TOKEN"),
+        ({"Authorization": "Bearer fh_unknown-key-000000000000"}, "Invalid API key"),
+        ({"Authorization": "Basic !!!"}, "MLFLOW_TRACKING_TOKEN"),
+    ],
+)
 def test_authentication(client, headers, message):
     response = client.get(f"{V3}/traces/{new_trace_id()}", headers=headers)
     assert message in error(response, 401, "UNAUTHENTICATED")
@@ -41,8 +45,9 @@ def test_basic_auth_password_is_the_key(client, api_key, experiment):
     import base64
 
     token = base64.b64encode(f"anyone:{api_key[1]}".encode()).decode()
-    response = client.get("/api/2.0/mlflow/experiments/get", {"experiment_id": experiment.pk},
-                          headers={"Authorization": f"Basic {token}"})
+    response = client.get(
+        "/api/2.0/mlflow/experiments/get", {"experiment_id": experiment.pk}, headers={"Authorization": f"Basic {token}"}
+    )
     assert response.status_code == 200 and response.json()["experiment"]["name"] == "rag-demo"
 
 
@@ -62,8 +67,11 @@ def test_unknown_routes_wrong_methods_and_content_types(api, experiment):
 
 
 def test_set_experiment_sequence(api, api_key):
-    message = error(api.get("/api/2.0/mlflow/experiments/get-by-name", experiment_name="feedback-demo"),
-                    404, "RESOURCE_DOES_NOT_EXIST")
+    message = error(
+        api.get("/api/2.0/mlflow/experiments/get-by-name", experiment_name="feedback-demo"),
+        404,
+        "RESOURCE_DOES_NOT_EXIST",
+    )
     assert message == "Could not find experiment with name 'feedback-demo'"
     created = api.post("/api/2.0/mlflow/experiments/create", {"name": "feedback-demo"}).json()
     experiment = Experiment.objects.get(name="feedback-demo")
@@ -71,11 +79,16 @@ def test_set_experiment_sequence(api, api_key):
     assert api_key[0].experiments.filter(pk=experiment.pk).exists()  # the creating key may use it
     got = api.get("/api/2.0/mlflow/experiments/get", experiment_id=experiment.pk).json()
     parsed = proto(got, service_pb2.GetExperiment.Response)
-    assert (parsed.experiment.name, parsed.experiment.artifact_location) == ("feedback-demo", f"mlflow-artifacts:/{experiment.pk}")
+    assert (parsed.experiment.name, parsed.experiment.artifact_location) == (
+        "feedback-demo",
+        f"mlflow-artifacts:/{experiment.pk}",
+    )
     assert api.get("/api/2.0/mlflow/experiments/get-by-name", experiment_name="feedback-demo").status_code == 200
     error(api.post("/api/2.0/mlflow/experiments/create", {"name": "feedback-demo"}), 400, "RESOURCE_ALREADY_EXISTS")
     error(api.get("/api/2.0/mlflow/experiments/get", experiment_id="999999"), 404, "RESOURCE_DOES_NOT_EXIST")
-    assert "name" in error(api.post("/api/2.0/mlflow/experiments/create", {"name": "x" * 300}), 400, "INVALID_PARAMETER_VALUE")
+    assert "name" in error(
+        api.post("/api/2.0/mlflow/experiments/create", {"name": "x" * 300}), 400, "INVALID_PARAMETER_VALUE"
+    )
 
 
 def test_experiments_of_other_keys_stay_hidden(api):
@@ -90,7 +103,9 @@ def test_search_experiments(api, experiment):
     assert [e.name for e in proto(data, service_pb2.SearchExperiments.Response).experiments] == ["rag-demo"]
     data = api.post("/api/2.0/mlflow/experiments/search", {"filter": "name LIKE 'rag%'"}).json()
     assert len(data["experiments"]) == 1
-    assert "name" in error(api.post("/api/2.0/mlflow/experiments/search", {"filter": "tags.x = '1'"}), 400, "INVALID_PARAMETER_VALUE")
+    assert "name" in error(
+        api.post("/api/2.0/mlflow/experiments/search", {"filter": "tags.x = '1'"}), 400, "INVALID_PARAMETER_VALUE"
+    )
 
 
 # --- trace export: StartTraceV3 and OTLP in either order ---------------------------------------
@@ -141,21 +156,37 @@ def test_children_before_root_and_repeated_exports_merge(api, experiment):
 def test_traces_json_artifact_fallback(api, experiment):
     trace_id = new_trace_id()
     api.start(trace_id, experiment.pk)
-    spans = [{
-        "trace_id": "xlJNn9QSBYv/gKvLDNW6Ww==", "span_id": "EW3JTzpWB3o=", "parent_span_id": None,
-        "name": "answer_question", "kind": "SPAN_KIND_INTERNAL",
-        "start_time_unix_nano": 1795702948564140009, "end_time_unix_nano": 1795702948632720728,
-        "events": [], "status": {"code": "STATUS_CODE_OK", "message": ""},
-        "attributes": {"mlflow.traceRequestId": json.dumps(trace_id), "mlflow.spanType": '"CHAIN"',
-                       "app.version": '"0.1.0"', "mlflow.spanInputs": '{"question": "What is MLflow?"}',
-                       "mlflow.spanOutputs": '"MLflow is an open source platform."', "mlflow.spanLogLevel": "10"},
-        "links": [],
-    }]
+    spans = [
+        {
+            "trace_id": "xlJNn9QSBYv/gKvLDNW6Ww==",
+            "span_id": "EW3JTzpWB3o=",
+            "parent_span_id": None,
+            "name": "answer_question",
+            "kind": "SPAN_KIND_INTERNAL",
+            "start_time_unix_nano": 1795702948564140009,
+            "end_time_unix_nano": 1795702948632720728,
+            "events": [],
+            "status": {"code": "STATUS_CODE_OK", "message": ""},
+            "attributes": {
+                "mlflow.traceRequestId": json.dumps(trace_id),
+                "mlflow.spanType": '"CHAIN"',
+                "app.version": '"0.1.0"',
+                "mlflow.spanInputs": '{"question": "What is MLflow?"}',
+                "mlflow.spanOutputs": '"MLflow is an open source platform."',
+                "mlflow.spanLogLevel": "10",
+            },
+            "links": [],
+        }
+    ]
     path = f"/api/2.0/mlflow-artifacts/artifacts/{experiment.pk}/traces/{trace_id}/artifacts/traces.json"
     assert api.put(path, json.dumps({"spans": spans})).status_code == 200
     span = Span.objects.get(trace_id=trace_id)
     assert (span.span_id, span.span_type, span.inputs, span.outputs) == (
-        "116dc94f3a56077a", "CHAIN", {"question": "What is MLflow?"}, "MLflow is an open source platform.")
+        "116dc94f3a56077a",
+        "CHAIN",
+        {"question": "What is MLflow?"},
+        "MLflow is an open source platform.",
+    )
     assert span.attributes == {"app.version": "0.1.0", "mlflow.spanLogLevel": 10}
     served = api.get(path).json()["spans"]
     assert served[0]["span_id"] == "EW3JTzpWB3o=" and json.loads(served[0]["attributes"]["mlflow.spanType"]) == "CHAIN"
@@ -166,24 +197,35 @@ def test_traces_json_artifact_fallback(api, experiment):
 
 def test_assessments_inside_start_trace_are_stored_once(api, experiment):
     trace_id = new_trace_id()
-    inline = payloads.feedback("inline_check", "pass", assessment_id="a-a44fe109c0de4a8a9d8e0f1a2b3c4d5e",
-                               source={"source_type": "CODE", "source_id": "default"})
+    inline = payloads.feedback(
+        "inline_check",
+        "pass",
+        assessment_id="a-a44fe109c0de4a8a9d8e0f1a2b3c4d5e",
+        source={"source_type": "CODE", "source_id": "default"},
+    )
     api.start(trace_id, experiment.pk, assessments=[inline, {"assessment_name": "broken"}])
     api.start(trace_id, experiment.pk, assessments=[inline])  # the export is retried
     [assessment] = Assessment.objects.filter(trace_id=trace_id)
     assert (assessment.pk, assessment.name, assessment.value, assessment.source_type) == (
-        "a-a44fe109c0de4a8a9d8e0f1a2b3c4d5e", "inline_check", "pass", "CODE")
+        "a-a44fe109c0de4a8a9d8e0f1a2b3c4d5e",
+        "inline_check",
+        "pass",
+        "CODE",
+    )
     assert assessment.create_time.isoformat() == "2026-11-26T14:22:33.625000+00:00"  # the client's clock
     assert Revision.objects.get(assessment_id=assessment.pk).channel == "mlflow"
 
 
-@pytest.mark.parametrize("info, message", [
-    ({"trace_id": "not-a-trace-id"}, "Invalid trace_id"),
-    ({"trace_location": {}}, "trace_location"),
-    ({"state": "DONE"}, "Invalid trace state"),
-    ({"request_time": "yesterday"}, "'request_time'"),
-    ({"execution_duration": "fast"}, "'execution_duration'"),
-])
+@pytest.mark.parametrize(
+    "info, message",
+    [
+        ({"trace_id": "not-a-trace-id"}, "Invalid trace_id"),
+        ({"trace_location": {}}, "trace_location"),
+        ({"state": "DONE"}, "Invalid trace state"),
+        ({"request_time": "yesterday"}, "'request_time'"),
+        ({"execution_duration": "fast"}, "'execution_duration'"),
+    ],
+)
 def test_bad_start_trace_bodies(api, experiment, info, message):
     body = payloads.trace_info(new_trace_id(), experiment.pk)
     body["trace"]["trace_info"].update(info)
@@ -232,7 +274,9 @@ def test_get_trace_allow_partial(api, experiment, monkeypatch):
     trace_id = new_trace_id()
     api.start(trace_id, experiment.pk, num_spans=3)
     api.otlp(trace_id, payloads.mlflow_spans(trace_id, 3)[:1], experiment.pk)
-    message = error(api.get(f"{V3}/traces/get", trace_id=trace_id, allow_partial="False"), 404, "RESOURCE_DOES_NOT_EXIST")
+    message = error(
+        api.get(f"{V3}/traces/get", trace_id=trace_id, allow_partial="False"), 404, "RESOURCE_DOES_NOT_EXIST"
+    )
     assert message == f"Trace with ID {trace_id} is not fully exported yet, please try again later."
     data = api.get(f"{V3}/traces/get", trace_id=trace_id, allow_partial="True").json()
     assert len(data["trace"]["spans"]) == 1
@@ -253,8 +297,9 @@ def test_unknown_and_invisible_traces_are_json_404(api, experiment):
 def test_batch_get_and_batch_get_infos(api, experiment):
     first, second = stored_trace(api, experiment), stored_trace(api, experiment)
     hidden = make_trace(make_experiment("hidden")).pk
-    response = api.client.get(f"{V3}/traces/batchGet?trace_ids={second}&trace_ids={hidden}&trace_ids={first}",
-                              headers=api.headers)
+    response = api.client.get(
+        f"{V3}/traces/batchGet?trace_ids={second}&trace_ids={hidden}&trace_ids={first}", headers=api.headers
+    )
     traces = proto(response.json(), service_pb2.BatchGetTraces.Response).traces
     assert [t.trace_info.trace_id for t in traces] == [second, first] and len(traces[0].spans) == 2
     data = api.post(f"{V3}/traces/batchGetInfos", {"trace_ids": [first, "tr-" + "0" * 32]}).json()
@@ -272,10 +317,15 @@ def test_set_and_delete_trace_tags(api, experiment, prefix):
     assert Trace.objects.get(pk=trace_id).tags["reviewed"] == "true"
     assert api.delete(f"{prefix}/traces/{trace_id}/tags", {"key": "reviewed"}).json() == {}
     assert "reviewed" not in Trace.objects.get(pk=trace_id).tags
-    error(api.patch(f"{prefix}/traces/{new_trace_id()}/tags", {"key": "k", "value": "v"}), 404, "RESOURCE_DOES_NOT_EXIST")
+    error(
+        api.patch(f"{prefix}/traces/{new_trace_id()}/tags", {"key": "k", "value": "v"}), 404, "RESOURCE_DOES_NOT_EXIST"
+    )
     assert "key" in error(api.patch(f"{prefix}/traces/{trace_id}/tags", {"value": "v"}), 400, "INVALID_PARAMETER_VALUE")
-    error(api.patch(f"{prefix}/traces/{trace_id}/tags", {"key": "mlflow.artifactLocation", "value": "x"}),
-          400, "INVALID_PARAMETER_VALUE")
+    error(
+        api.patch(f"{prefix}/traces/{trace_id}/tags", {"key": "mlflow.artifactLocation", "value": "x"}),
+        400,
+        "INVALID_PARAMETER_VALUE",
+    )
 
 
 # --- search -----------------------------------------------------------------------------------
@@ -295,11 +345,20 @@ def searchable(api, experiment):
         if name == "C":
             spans[0]["status"] = 2
         api.otlp(trace_id, spans, experiment.pk)
-        api.start(trace_id, experiment.pk, request_time=f"2026-11-26T14:2{n}:00.000Z", state="ERROR" if name == "C" else "OK",
-                  execution_duration=f"0.{n + 1}s", tags={"env": "demo" if name != "D" else "prod", "mlflow.traceName": f"q{name}"})
+        api.start(
+            trace_id,
+            experiment.pk,
+            request_time=f"2026-11-26T14:2{n}:00.000Z",
+            state="ERROR" if name == "C" else "OK",
+            execution_duration=f"0.{n + 1}s",
+            tags={"env": "demo" if name != "D" else "prod", "mlflow.traceName": f"q{name}"},
+        )
         ids[name] = trace_id
-    values = {"A": [("user_satisfaction", True), ("relevance", 0.6), ("rating", 4.0), ("tone", "friendly")],
-              "B": [("user_satisfaction", False)], "C": [("user_satisfaction", False)]}
+    values = {
+        "A": [("user_satisfaction", True), ("relevance", 0.6), ("rating", 4.0), ("tone", "friendly")],
+        "B": [("user_satisfaction", False)],
+        "C": [("user_satisfaction", False)],
+    }
     for name, items in values.items():
         for assessment_name, value in items:
             assert api.log(ids[name], payloads.feedback(assessment_name, value)).status_code == 200
@@ -307,28 +366,36 @@ def searchable(api, experiment):
 
 
 def search(api, experiment, **body):
-    response = api.post(f"{V3}/traces/search",
-                        {"locations": [{"type": "MLFLOW_EXPERIMENT", "mlflow_experiment": {"experiment_id": str(experiment.pk)}}], **body})
+    response = api.post(
+        f"{V3}/traces/search",
+        {
+            "locations": [{"type": "MLFLOW_EXPERIMENT", "mlflow_experiment": {"experiment_id": str(experiment.pk)}}],
+            **body,
+        },
+    )
     assert response.status_code == 200, response.content
     parsed = proto(response.json(), service_pb2.SearchTracesV3.Response)
     return [info.trace_id for info in parsed.traces], parsed.next_page_token
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("feedback.user_satisfaction = 'true'", "A"),
-    ("feedback.user_satisfaction != 'true'", "CB"),
-    ("feedback.user_satisfaction IS NULL", "D"),
-    ("feedback.relevance > 0.5 AND feedback.rating > 3", "A"),
-    ("feedback.rating = '4.0'", "A"),
-    ("feedback.tone = 'friendly'", "A"),
-    ("status = 'ERROR'", "C"),
-    ("trace.status = 'OK' AND tags.env = 'demo'", "BA"),
-    ("tags.`mlflow.traceName` = 'qB'", "B"),
-    ("trace.name = 'qB'", "B"),
-    ("metadata.`mlflow.trace.user` = 'user_123' AND tags.env = 'prod'", "D"),
-    ("span.type = 'RETRIEVER' AND trace.execution_time_ms >= 300", "DC"),
-    ("feedback.user_satisfaction = 'true' OR (status = 'ERROR' AND tags.env = 'demo')", "CA"),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("feedback.user_satisfaction = 'true'", "A"),
+        ("feedback.user_satisfaction != 'true'", "CB"),
+        ("feedback.user_satisfaction IS NULL", "D"),
+        ("feedback.relevance > 0.5 AND feedback.rating > 3", "A"),
+        ("feedback.rating = '4.0'", "A"),
+        ("feedback.tone = 'friendly'", "A"),
+        ("status = 'ERROR'", "C"),
+        ("trace.status = 'OK' AND tags.env = 'demo'", "BA"),
+        ("tags.`mlflow.traceName` = 'qB'", "B"),
+        ("trace.name = 'qB'", "B"),
+        ("metadata.`mlflow.trace.user` = 'user_123' AND tags.env = 'prod'", "D"),
+        ("span.type = 'RETRIEVER' AND trace.execution_time_ms >= 300", "DC"),
+        ("feedback.user_satisfaction = 'true' OR (status = 'ERROR' AND tags.env = 'demo')", "CA"),
+    ],
+)
 def test_search_filters(api, experiment, searchable, text, expected):
     ids, _ = search(api, experiment, filter=text)
     assert ids == [searchable[name] for name in expected]
@@ -342,14 +409,17 @@ def test_search_sees_valid_assessments_only(api, experiment, searchable):
     assert search(api, experiment, filter="feedback.relevance >= 0.9")[0] == [trace_id]
 
 
-@pytest.mark.parametrize("order_by, expected", [
-    (None, "DCBA"),
-    (["timestamp_ms ASC"], "ABCD"),
-    (["execution_time_ms DESC"], "DCBA"),
-    (["status ASC", "timestamp_ms ASC"], "CABD"),  # ERROR < OK
-    (["name DESC"], "DCBA"),
-    (["tags.env ASC"], "CBAD"),  # demo < prod, then the tie-breaker (newest first)
-])
+@pytest.mark.parametrize(
+    "order_by, expected",
+    [
+        (None, "DCBA"),
+        (["timestamp_ms ASC"], "ABCD"),
+        (["execution_time_ms DESC"], "DCBA"),
+        (["status ASC", "timestamp_ms ASC"], "CABD"),  # ERROR < OK
+        (["name DESC"], "DCBA"),
+        (["tags.env ASC"], "CBAD"),  # demo < prod, then the tie-breaker (newest first)
+    ],
+)
 def test_search_order_by(api, experiment, searchable, order_by, expected):
     body = {"order_by": order_by} if order_by else {}
     assert search(api, experiment, **body)[0] == [searchable[name] for name in expected]
@@ -363,28 +433,41 @@ def test_search_pages(api, experiment, searchable):
         if not token:
             break
     assert seen == [searchable[name] for name in "DCBA"]
-    assert api.post(f"{V3}/traces/search", {"locations": [{"mlflow_experiment": {"experiment_id": "424242"}}]}).json() == {}
+    assert (
+        api.post(f"{V3}/traces/search", {"locations": [{"mlflow_experiment": {"experiment_id": "424242"}}]}).json()
+        == {}
+    )
 
 
-@pytest.mark.parametrize("body, message", [
-    ({"max_results": 501}, "Invalid value 501 for parameter 'max_results' supplied"),
-    ({"page_token": "%%%"}, "Invalid page token"),
-    ({"page_token": "eyJvZmZzZXQiOiAtMX0="}, "Invalid page token"),
-    ({"order_by": ["feedback.relevance DESC"]}, "Invalid identifier type 'feedback'"),
-    ({"order_by": ["bogus"]}, "Invalid order_by clause 'bogus'"),
-    ({"filter": "feedback.user_satisfaction = "}, "Invalid filter"),
-    ({"filter": "assessment.x = 'y'"}, "Invalid filter"),
-])
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        ({"max_results": 501}, "Invalid value 501 for parameter 'max_results' supplied"),
+        ({"page_token": "%%%"}, "Invalid page token"),
+        ({"page_token": "eyJvZmZzZXQiOiAtMX0="}, "Invalid page token"),
+        ({"order_by": ["feedback.relevance DESC"]}, "Invalid identifier type 'feedback'"),
+        ({"order_by": ["bogus"]}, "Invalid order_by clause 'bogus'"),
+        ({"filter": "feedback.user_satisfaction = "}, "Invalid filter"),
+        ({"filter": "assessment.x = 'y'"}, "Invalid filter"),
+    ],
+)
 def test_search_bad_requests(api, experiment, searchable, body, message):
-    response = api.post(f"{V3}/traces/search", {"locations": [{"mlflow_experiment": {"experiment_id": str(experiment.pk)}}], **body})
+    response = api.post(
+        f"{V3}/traces/search", {"locations": [{"mlflow_experiment": {"experiment_id": str(experiment.pk)}}], **body}
+    )
     assert message in error(response, 400, "INVALID_PARAMETER_VALUE")
 
 
 def test_search_page_token_of_another_search(api, experiment, searchable):
     _, token = search(api, experiment, max_results=1)
-    body = {"locations": [{"mlflow_experiment": {"experiment_id": str(experiment.pk)}}], "page_token": token,
-            "filter": "status = 'OK'"}
-    assert "a search with other parameters" in error(api.post(f"{V3}/traces/search", body), 400, "INVALID_PARAMETER_VALUE")
+    body = {
+        "locations": [{"mlflow_experiment": {"experiment_id": str(experiment.pk)}}],
+        "page_token": token,
+        "filter": "status = 'OK'",
+    }
+    assert "a search with other parameters" in error(
+        api.post(f"{V3}/traces/search", body), 400, "INVALID_PARAMETER_VALUE"
+    )
     assert "locations" in error(api.post(f"{V3}/traces/search", {}), 400, "INVALID_PARAMETER_VALUE")
 
 
@@ -416,11 +499,19 @@ def test_awkward_input_is_never_a_500(api, experiment):
     error(api.post(f"{V3}/traces/search", body), 400, "INVALID_PARAMETER_VALUE")
     body = {"locations": [{"mlflow_experiment": {"experiment_id": "9" * 30}}]}
     error(api.post(f"{V3}/traces/search", body), 400, "INVALID_PARAMETER_VALUE")
-    response = api.client.post("/v1/traces", payloads.otlp_body(new_trace_id(), [{**payloads.mlflow_spans("x", 1)[0], "start": 2**64 - 1}]),
-                               content_type="application/x-protobuf", headers={**api.headers, "x-mlflow-experiment-id": "9" * 30})
+    response = api.client.post(
+        "/v1/traces",
+        payloads.otlp_body(new_trace_id(), [{**payloads.mlflow_spans("x", 1)[0], "start": 2**64 - 1}]),
+        content_type="application/x-protobuf",
+        headers={**api.headers, "x-mlflow-experiment-id": "9" * 30},
+    )
     assert response.status_code == 404
-    response = api.client.post("/v1/traces", payloads.otlp_body(new_trace_id(), [{**payloads.mlflow_spans("x", 1)[0], "end": 2**64 - 1}]),
-                               content_type="application/x-protobuf", headers={**api.headers, "x-mlflow-experiment-id": str(experiment.pk)})
+    response = api.client.post(
+        "/v1/traces",
+        payloads.otlp_body(new_trace_id(), [{**payloads.mlflow_spans("x", 1)[0], "end": 2**64 - 1}]),
+        content_type="application/x-protobuf",
+        headers={**api.headers, "x-mlflow-experiment-id": str(experiment.pk)},
+    )
     assert response.status_code == 400 and "year 2262" in response.json()["detail"]
 
 

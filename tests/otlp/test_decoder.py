@@ -1,4 +1,5 @@
 """traces.otlp: bodies (protobuf, JSON, gzip, deflate) and the attribute conventions it maps."""
+
 import gzip
 import json
 import zlib
@@ -52,7 +53,9 @@ def request(*spans, resource=None) -> ExportTraceServiceRequest:
         for key, value in spec.get("attributes", {}).items():
             span.attributes.add(key=key, value=_value(value))
         for event in spec.get("events", []):
-            proto_event = span.events.add(name=event["name"], time_unix_nano=event.get("time", 1_790_000_000_100_000_000))
+            proto_event = span.events.add(
+                name=event["name"], time_unix_nano=event.get("time", 1_790_000_000_100_000_000)
+            )
             for key, value in event.get("attributes", {}).items():
                 proto_event.attributes.add(key=key, value=_value(value))
     return message
@@ -68,7 +71,11 @@ def test_protobuf_ids_times_status_and_kind():
     assert trace.trace_id == "tr-0123456789abcdef0123456789abcdef"
     root, child = trace.spans
     assert (root["span_id"], root["parent_span_id"], root["kind"]) == ("0000000000000001", None, "SPAN_KIND_INTERNAL")
-    assert (child["parent_span_id"], child["status_code"], child["kind"]) == ("0000000000000001", "ERROR", "SPAN_KIND_CLIENT")
+    assert (child["parent_span_id"], child["status_code"], child["kind"]) == (
+        "0000000000000001",
+        "ERROR",
+        "SPAN_KIND_CLIENT",
+    )
     assert root["start_time_ns"] == 1_790_000_000_000_000_000 and root["end_time_ns"] == 1_790_000_000_500_000_000
     assert trace.tags == {"service.name": "checkout"}
 
@@ -76,15 +83,25 @@ def test_protobuf_ids_times_status_and_kind():
 def test_spans_of_several_traces_are_grouped_in_order():
     other = bytes.fromhex("ff" * 16)
     traces = otlp.decode_traces(request({"span_id": 1}, {"span_id": 2, "trace_id": other}, {"span_id": 3, "parent": 1}))
-    assert [(t.trace_id[-2:], [s["span_id"][-1] for s in t.spans]) for t in traces] == [("ef", ["1", "3"]), ("ff", ["2"])]
+    assert [(t.trace_id[-2:], [s["span_id"][-1] for s in t.spans]) for t in traces] == [
+        ("ef", ["1", "3"]),
+        ("ff", ["2"]),
+    ]
 
 
 def test_mlflow_attributes_become_columns_and_the_rest_stays():
-    trace = decode_one({"attributes": {
-        "mlflow.traceRequestId": "tr-0123456789abcdef0123456789abcdef", "mlflow.spanType": "RETRIEVER",
-        "mlflow.spanInputs": {"query": "What is MLflow?", "top_k": 2}, "mlflow.spanOutputs": ["doc1", "doc2"],
-        "retriever.index": "docs-v1", "mlflow.traceTag.env": "demo",
-    }})
+    trace = decode_one(
+        {
+            "attributes": {
+                "mlflow.traceRequestId": "tr-0123456789abcdef0123456789abcdef",
+                "mlflow.spanType": "RETRIEVER",
+                "mlflow.spanInputs": {"query": "What is MLflow?", "top_k": 2},
+                "mlflow.spanOutputs": ["doc1", "doc2"],
+                "retriever.index": "docs-v1",
+                "mlflow.traceTag.env": "demo",
+            }
+        }
+    )
     [span] = trace.spans
     assert span["span_type"] == "RETRIEVER"
     assert span["inputs"] == {"query": "What is MLflow?", "top_k": 2}
@@ -94,30 +111,61 @@ def test_mlflow_attributes_become_columns_and_the_rest_stays():
 
 
 def test_mlflow_values_sent_as_json_text_are_decoded():
-    [span] = decode_one({"attributes": {"mlflow.spanType": '"LLM"', "mlflow.spanInputs": '{"a": 1}',
-                                        "mlflow.spanOutputs": "plain text"}}).spans
+    [span] = decode_one(
+        {
+            "attributes": {
+                "mlflow.spanType": '"LLM"',
+                "mlflow.spanInputs": '{"a": 1}',
+                "mlflow.spanOutputs": "plain text",
+            }
+        }
+    ).spans
     assert (span["span_type"], span["inputs"], span["outputs"]) == ("LLM", {"a": 1}, "plain text")
 
 
 def test_openinference_kind_values_and_messages():
-    [llm] = decode_one({"attributes": {
-        "openinference.span.kind": "LLM",
-        "llm.input_messages.0.message.role": "system", "llm.input_messages.0.message.content": "Be brief.",
-        "llm.input_messages.1.message.role": "user", "llm.input_messages.1.message.content": "Hi?",
-        "llm.output_messages.0.message.role": "assistant", "llm.output_messages.0.message.content": "Hello.",
-    }}).spans
+    [llm] = decode_one(
+        {
+            "attributes": {
+                "openinference.span.kind": "LLM",
+                "llm.input_messages.0.message.role": "system",
+                "llm.input_messages.0.message.content": "Be brief.",
+                "llm.input_messages.1.message.role": "user",
+                "llm.input_messages.1.message.content": "Hi?",
+                "llm.output_messages.0.message.role": "assistant",
+                "llm.output_messages.0.message.content": "Hello.",
+            }
+        }
+    ).spans
     assert llm["span_type"] == "LLM"
-    assert llm["inputs"] == {"messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi?"}]}
+    assert llm["inputs"] == {
+        "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi?"}]
+    }
     assert llm["outputs"] == {"messages": [{"role": "assistant", "content": "Hello."}]}
-    [chain] = decode_one({"attributes": {"openinference.span.kind": "CHAIN", "input.value": '{"question": "q"}',
-                                         "input.mime_type": "application/json", "output.value": "answer"}}).spans
+    [chain] = decode_one(
+        {
+            "attributes": {
+                "openinference.span.kind": "CHAIN",
+                "input.value": '{"question": "q"}',
+                "input.mime_type": "application/json",
+                "output.value": "answer",
+            }
+        }
+    ).spans
     assert (chain["span_type"], chain["inputs"], chain["outputs"]) == ("CHAIN", {"question": "q"}, "answer")
 
 
 @pytest.mark.parametrize(
     "operation, span_type",
-    [("chat", "CHAT_MODEL"), ("text_completion", "LLM"), ("embeddings", "EMBEDDING"), ("execute_tool", "TOOL"),
-     ("invoke_agent", "AGENT"), ("retrieval", "RETRIEVER"), ("something_new", "UNKNOWN")],
+    [
+        ("chat", "CHAT_MODEL"),
+        ("text_completion", "LLM"),
+        ("embeddings", "EMBEDDING"),
+        ("execute_tool", "TOOL"),
+        ("invoke_agent", "AGENT"),
+        ("retrieval", "RETRIEVER"),
+        ("something_new", "UNKNOWN"),
+    ],
 )
 def test_genai_operation_names(operation, span_type):
     [span] = decode_one({"attributes": {"gen_ai.operation.name": operation}}).spans
@@ -126,60 +174,110 @@ def test_genai_operation_names(operation, span_type):
 
 def test_genai_message_attributes():
     messages = [{"role": "user", "parts": [{"type": "text", "content": "Hi?"}]}]
-    [span] = decode_one({"attributes": {
-        "gen_ai.operation.name": "chat", "gen_ai.input.messages": json.dumps(messages),
-        "gen_ai.output.messages": json.dumps([{"role": "assistant", "parts": [{"type": "text", "content": "Hello."}]}]),
-    }}).spans
+    [span] = decode_one(
+        {
+            "attributes": {
+                "gen_ai.operation.name": "chat",
+                "gen_ai.input.messages": json.dumps(messages),
+                "gen_ai.output.messages": json.dumps(
+                    [{"role": "assistant", "parts": [{"type": "text", "content": "Hello."}]}]
+                ),
+            }
+        }
+    ).spans
     assert span["inputs"] == messages and span["outputs"][0]["role"] == "assistant"
 
 
 def test_genai_legacy_prompt_completion_and_indexed_form():
     [span] = decode_one({"attributes": {"gen_ai.prompt": "Say hi", "gen_ai.completion": "hi"}}).spans
     assert (span["inputs"], span["outputs"]) == ("Say hi", "hi")
-    [span] = decode_one({"attributes": {
-        "gen_ai.prompt.0.role": "user", "gen_ai.prompt.0.content": "Say hi",
-        "gen_ai.completion.0.role": "assistant", "gen_ai.completion.0.content": "hi",
-    }}).spans
+    [span] = decode_one(
+        {
+            "attributes": {
+                "gen_ai.prompt.0.role": "user",
+                "gen_ai.prompt.0.content": "Say hi",
+                "gen_ai.completion.0.role": "assistant",
+                "gen_ai.completion.0.content": "hi",
+            }
+        }
+    ).spans
     assert span["inputs"] == {"messages": [{"role": "user", "content": "Say hi"}]}
     assert span["outputs"] == {"messages": [{"role": "assistant", "content": "hi"}]}
 
 
 def test_genai_message_events():
-    [span] = decode_one({"attributes": {"gen_ai.operation.name": "chat"}, "events": [
-        {"name": "gen_ai.system.message", "attributes": {"content": "Be brief."}},
-        {"name": "gen_ai.user.message", "attributes": {"content": "Hi?"}},
-        {"name": "gen_ai.choice", "attributes": {"index": 0, "message": '{"role": "assistant", "content": "Hello."}'}},
-    ]}).spans
+    [span] = decode_one(
+        {
+            "attributes": {"gen_ai.operation.name": "chat"},
+            "events": [
+                {"name": "gen_ai.system.message", "attributes": {"content": "Be brief."}},
+                {"name": "gen_ai.user.message", "attributes": {"content": "Hi?"}},
+                {
+                    "name": "gen_ai.choice",
+                    "attributes": {"index": 0, "message": '{"role": "assistant", "content": "Hello."}'},
+                },
+            ],
+        }
+    ).spans
     assert span["inputs"] == [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi?"}]
     assert span["outputs"] == [{"role": "assistant", "content": "Hello."}]
-    assert [event["name"] for event in span["events"]] == ["gen_ai.system.message", "gen_ai.user.message", "gen_ai.choice"]
+    assert [event["name"] for event in span["events"]] == [
+        "gen_ai.system.message",
+        "gen_ai.user.message",
+        "gen_ai.choice",
+    ]
 
 
 def test_tool_and_retrieval_attributes():
-    [tool] = decode_one({"attributes": {"gen_ai.operation.name": "execute_tool",
-                                        "gen_ai.tool.call.arguments": '{"city": "Paris"}',
-                                        "gen_ai.tool.call.result": '{"temp": 21}'}}).spans
+    [tool] = decode_one(
+        {
+            "attributes": {
+                "gen_ai.operation.name": "execute_tool",
+                "gen_ai.tool.call.arguments": '{"city": "Paris"}',
+                "gen_ai.tool.call.result": '{"temp": 21}',
+            }
+        }
+    ).spans
     assert (tool["span_type"], tool["inputs"], tool["outputs"]) == ("TOOL", {"city": "Paris"}, {"temp": 21})
 
 
 def test_evaluation_events_are_returned_not_kept_as_events():
-    trace = decode_one({"span_id": 7, "events": [
-        {"name": "gen_ai.evaluation.result", "time": 1_790_000_001_000_000_000, "attributes": {
-            "gen_ai.evaluation.name": "relevance", "gen_ai.evaluation.score.value": 0.8,
-            "gen_ai.evaluation.score.label": "relevant", "gen_ai.evaluation.explanation": "On topic.",
-        }},
-        {"name": "exception", "attributes": {"exception.type": "ValueError"}},
-    ]})
+    trace = decode_one(
+        {
+            "span_id": 7,
+            "events": [
+                {
+                    "name": "gen_ai.evaluation.result",
+                    "time": 1_790_000_001_000_000_000,
+                    "attributes": {
+                        "gen_ai.evaluation.name": "relevance",
+                        "gen_ai.evaluation.score.value": 0.8,
+                        "gen_ai.evaluation.score.label": "relevant",
+                        "gen_ai.evaluation.explanation": "On topic.",
+                    },
+                },
+                {"name": "exception", "attributes": {"exception.type": "ValueError"}},
+            ],
+        }
+    )
     [evaluation] = trace.evaluations
     assert (evaluation.span_id, evaluation.name, evaluation.value, evaluation.label, evaluation.explanation) == (
-        "0000000000000007", "relevance", 0.8, "relevant", "On topic.")
+        "0000000000000007",
+        "relevance",
+        0.8,
+        "relevant",
+        "On topic.",
+    )
     assert [event["name"] for event in trace.spans[0]["events"]] == ["exception"]
 
 
-@pytest.mark.parametrize("attributes, message", [
-    ({"gen_ai.evaluation.score.value": 1.0}, "needs gen_ai.evaluation.name"),
-    ({"gen_ai.evaluation.name": "x"}, "needs gen_ai.evaluation.score.value or gen_ai.evaluation.score.label"),
-])
+@pytest.mark.parametrize(
+    "attributes, message",
+    [
+        ({"gen_ai.evaluation.score.value": 1.0}, "needs gen_ai.evaluation.name"),
+        ({"gen_ai.evaluation.name": "x"}, "needs gen_ai.evaluation.score.value or gen_ai.evaluation.score.label"),
+    ],
+)
 def test_incomplete_evaluation_events_are_refused(attributes, message):
     with pytest.raises(otlp.OtlpError, match=message):
         decode_one({"events": [{"name": "gen_ai.evaluation.result", "attributes": attributes}]})
@@ -216,16 +314,19 @@ def test_parse_protobuf_gzip_deflate_and_json():
     assert otlp.decode_traces(parsed)[0].trace_id == "tr-" + TRACE.hex()
 
 
-@pytest.mark.parametrize("body, content_type, encoding, status, message", [
-    (b"\xff\xff\xff", otlp.PROTOBUF, "", 400, "not a valid OTLP"),
-    (b"{not json", otlp.JSON, "", 400, "not a valid OTLP"),
-    (b"[]", otlp.JSON, "", 400, "must be an ExportTraceServiceRequest object"),
-    (b'{"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": "zz"}]}]}]}', otlp.JSON, "", 400, "is not hex"),
-    (b"hello", "text/plain", "", 415, "Content-Type 'text/plain' is not supported"),
-    (b"not gzip", otlp.PROTOBUF, "gzip", 400, "not valid gzip"),
-    (b"x", otlp.PROTOBUF, "br", 415, "Content-Encoding 'br' is not supported"),
-    (gzip.compress(b"\x00" * (LIMIT + 10)), otlp.PROTOBUF, "gzip", 413, "larger than"),
-])
+@pytest.mark.parametrize(
+    "body, content_type, encoding, status, message",
+    [
+        (b"\xff\xff\xff", otlp.PROTOBUF, "", 400, "not a valid OTLP"),
+        (b"{not json", otlp.JSON, "", 400, "not a valid OTLP"),
+        (b"[]", otlp.JSON, "", 400, "must be an ExportTraceServiceRequest object"),
+        (b'{"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": "zz"}]}]}]}', otlp.JSON, "", 400, "is not hex"),
+        (b"hello", "text/plain", "", 415, "Content-Type 'text/plain' is not supported"),
+        (b"not gzip", otlp.PROTOBUF, "gzip", 400, "not valid gzip"),
+        (b"x", otlp.PROTOBUF, "br", 415, "Content-Encoding 'br' is not supported"),
+        (gzip.compress(b"\x00" * (LIMIT + 10)), otlp.PROTOBUF, "gzip", 413, "larger than"),
+    ],
+)
 def test_bad_bodies(body, content_type, encoding, status, message):
     with pytest.raises(otlp.OtlpError, match=message) as caught:
         otlp.parse_export_request(body, content_type, encoding, limit=LIMIT)

@@ -1,10 +1,10 @@
 """Whatever an OTLP/JSON body holds, /v1/traces answers 200 or a 4xx, and a 4xx stores nothing."""
+
 import json
 
 import pytest
 from django.test import Client
 from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 from traces.models import Span, Trace
 
@@ -12,19 +12,42 @@ from ..mlflow.test_fuzz import json_values, mutations
 
 pytestmark = pytest.mark.django_db
 
-TEMPLATE = {"resourceSpans": [{
-    "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "svc"}}]},
-    "scopeSpans": [{"spans": [{
-        "traceId": "0123456789abcdef0123456789abcdef", "spanId": "0000000000000001", "name": "root", "kind": 1,
-        "startTimeUnixNano": "1790000000000000000", "endTimeUnixNano": "1790000000100000000",
-        "status": {"code": 1, "message": ""},
-        "attributes": [{"key": "gen_ai.operation.name", "value": {"stringValue": "chat"}},
-                       {"key": "input.value", "value": {"stringValue": "{\"q\": 1}"}}],
-        "events": [{"name": "gen_ai.evaluation.result", "timeUnixNano": "1790000000050000000", "attributes": [
-            {"key": "gen_ai.evaluation.name", "value": {"stringValue": "relevance"}},
-            {"key": "gen_ai.evaluation.score.value", "value": {"doubleValue": 0.5}}]}],
-    }]}],
-}]}
+TEMPLATE = {
+    "resourceSpans": [
+        {
+            "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "svc"}}]},
+            "scopeSpans": [
+                {
+                    "spans": [
+                        {
+                            "traceId": "0123456789abcdef0123456789abcdef",
+                            "spanId": "0000000000000001",
+                            "name": "root",
+                            "kind": 1,
+                            "startTimeUnixNano": "1790000000000000000",
+                            "endTimeUnixNano": "1790000000100000000",
+                            "status": {"code": 1, "message": ""},
+                            "attributes": [
+                                {"key": "gen_ai.operation.name", "value": {"stringValue": "chat"}},
+                                {"key": "input.value", "value": {"stringValue": '{"q": 1}'}},
+                            ],
+                            "events": [
+                                {
+                                    "name": "gen_ai.evaluation.result",
+                                    "timeUnixNano": "1790000000050000000",
+                                    "attributes": [
+                                        {"key": "gen_ai.evaluation.name", "value": {"stringValue": "relevance"}},
+                                        {"key": "gen_ai.evaluation.score.value", "value": {"doubleValue": 0.5}},
+                                    ],
+                                }
+                            ],
+                        }
+                    ]
+                }
+            ],
+        }
+    ]
+}
 
 
 def test_mutated_otlp_json_never_500(api_key):

@@ -126,6 +126,16 @@ class Load:
         for thread in self.threads:
             thread.join(timeout=self.timeout + 5)
 
+    def wait_for_acknowledged(self, count: int, timeout: float) -> int:
+        """Block until `count` writes got a 2xx (or `timeout` seconds passed); returns how many did."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with self.lock:
+                done = sum(a.acknowledged for a in self.attempts)
+            if done >= count or time.monotonic() > deadline:
+                return done
+            time.sleep(0.05)
+
     def of(self, kind: str) -> list[Attempt]:
         return [a for a in self.attempts if a.kind == kind]
 

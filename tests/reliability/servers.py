@@ -101,8 +101,6 @@ def production_env(database_url: str, **extra: str) -> dict[str, str]:
             "DJANGO_HSTS_SECONDS": "0",
             "DJANGO_LOG_LEVEL": "WARNING",
             "DATABASE_URL": database_url,
-            "DB_CONN_MAX_AGE": "60",
-            "DB_CONNECT_TIMEOUT": "2",
             "FEEDBACKHUB_RATE_API_KEY": "",  # the load is the point here, not the courtesy limit
             "PYTHONUNBUFFERED": "1",
         }
@@ -121,13 +119,13 @@ def manage(env: dict, *args: str, timeout: float = 300) -> str:
 
 
 class Gunicorn:
-    """The production server: gunicorn gthread workers in their own process group."""
+    """The production server as `make serve` runs it (gunicorn -c gunicorn.conf.py: sync workers
+    with persistent connections unless GUNICORN_WORKER_CLASS=gthread), in its own process group."""
 
-    def __init__(self, env: dict, log_dir: Path, workers: int = 2, threads: int = 4):
-        self.env = env
+    def __init__(self, env: dict, log_dir: Path, workers: int = 2):
         self.port = free_port()
-        self.workers = workers
-        self.threads = threads
+        self.env = {**env, "GUNICORN_BIND": f"127.0.0.1:{self.port}", "GUNICORN_WORKERS": str(workers),
+                    "GUNICORN_LOG_LEVEL": "warning"}
         self.log_path = log_dir / f"gunicorn-{self.port}.log"
         self.process: subprocess.Popen | None = None
 
@@ -140,11 +138,7 @@ class Gunicorn:
         started = time.monotonic()
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
-            [
-                str(VENV_BIN / "gunicorn"), "feedbackhub.wsgi", "--bind", f"127.0.0.1:{self.port}",
-                "--workers", str(self.workers), "--worker-class", "gthread", "--threads", str(self.threads),
-                "--timeout", "30", "--graceful-timeout", "5",
-            ],
+            [str(VENV_BIN / "gunicorn"), "-c", "gunicorn.conf.py", "feedbackhub.wsgi"],
             cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
         log.close()
@@ -160,9 +154,12 @@ class Gunicorn:
         raise RuntimeError(f"gunicorn did not answer /healthz within {timeout}s")
 
     def kill(self) -> None:
-        """SIGKILL the master and every worker at once (the whole process group), then reap."""
+        """SIGKILL the master and every worker at once (the whole process group)."""
         assert self.process is not None
         os.killpg(self.process.pid, signal.SIGKILL)
+
+    def wait_gone(self) -> None:
+        """Reap the master and wait until no process of the group is left."""
         self.process.wait(timeout=10)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
@@ -183,3 +180,4 @@ class Gunicorn:
                 self.process.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 self.kill()
+                self.wait_gone()

@@ -185,3 +185,24 @@ def test_rotation_needs_owner_rights_and_a_live_key(api_key, reviewer, owner_act
     with pytest.raises(trace_services.Conflict):
         trace_services.rotate_api_key(api_key=api_key[0], actor=owner_actor)
     assert ApiKey.objects.count() == 1
+
+
+def test_rotateapikey_command_prints_the_new_key_and_keeps_the_old_one_for_the_grace_period(api_key, capsys):
+    from django.core.management import call_command
+
+    old_key, old_raw = api_key
+    call_command("rotateapikey", old_key.prefix, "--grace-seconds", "600")
+    out, err = capsys.readouterr()
+    new_raw = out.strip()
+    assert new_raw.startswith("fh_") and new_raw != old_raw and "works until" in err
+    assert key_client(new_raw).get("/api/v1/experiments").status_code == 200
+    assert key_client(old_raw).get("/api/v1/experiments").status_code == 200
+    old_key.refresh_from_db()
+    assert timedelta(seconds=590) < old_key.revoked_at - timezone.now() <= timedelta(seconds=600)
+
+
+def test_rotateapikey_command_needs_a_unique_live_prefix(api_key):
+    from django.core.management import CommandError, call_command
+
+    with pytest.raises(CommandError, match="No unrevoked keys"):
+        call_command("rotateapikey", "fh_nothing_like_this")

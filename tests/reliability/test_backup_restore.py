@@ -84,7 +84,7 @@ def test_backup_under_live_load_matches_its_snapshot(private_postgres, gunicorn,
     server = gunicorn()
     load = Load(server.base, raw_key, experiment_id, clients=2)
     load.start()
-    time.sleep(2)
+    assert load.wait_for_acknowledged(30, 20) >= 30
     started = time.monotonic()
     result = run_script(pg.url, env_extra={"BACKUP_DIR": str(tmp_path)})
     seconds = time.monotonic() - started

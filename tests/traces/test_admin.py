@@ -49,6 +49,26 @@ def test_the_revoke_action_makes_the_key_answer_401(admin_client, experiment):
     assert client.get("/api/v1/traces").status_code == 401
 
 
+def test_the_rotate_action_shows_the_new_key_once(admin_client, experiment):
+    key, raw = make_api_key(experiment)
+    response = admin_client.post("/admin/traces/apikey/", {"action": "rotate", "_selected_action": [key.pk]},
+                                 follow=True)
+    new_raw = shown_key(response)
+    new_key = ApiKey.objects.get(key_hash=ApiKey.hash(new_raw))
+    assert list(new_key.experiments.all()) == [experiment]
+    key.refresh_from_db()
+    assert key.revoked_at is not None and key.is_active  # still inside the grace period
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {new_raw}")
+    assert client.get("/api/v1/traces").status_code == 200
+
+
+def test_api_keys_cannot_be_deleted(admin_client, experiment):
+    key, _ = make_api_key(experiment)
+    assert admin_client.post(f"/admin/traces/apikey/{key.pk}/delete/", {"post": "yes"}).status_code == 403
+    assert ApiKey.objects.filter(pk=key.pk).exists()
+
+
 def test_changing_a_key_changes_only_its_label(admin_client, experiment, other_experiment):
     key, _ = make_api_key(experiment)
     hash_before = key.key_hash

@@ -520,3 +520,17 @@ def test_as_conversation_understands_common_shapes():
     assert trace_tags.as_conversation({"query": "not chat"}) is None
     assert trace_tags.as_conversation("text") is None
     assert trace_tags.as_conversation([{"role": "user"}, "x"]) is None
+
+
+def test_odd_query_parameters_never_break_the_pages(reviewer_client, trace):
+    experiment = trace.experiment
+    long_filter = "trace.name = 'x' AND " * 300 + "trace.name = 'y'"
+    response = reviewer_client.get(list_url(experiment, filter=long_filter))
+    assert response.status_code in (200, 400)
+    for params in [{"span": "nothex"}, {"tab": "<b>"}, {"edit": "a-missing"}, {"history": "x" * 300},
+                   {"sort": "<script>"}, {"page_token": "%%%"}, {"filter": "((("}, {"add": "nonsense"}]:
+        response = reviewer_client.get(detail_url(trace, **params))
+        assert response.status_code == 200, params
+        assert "<script>" not in response.content.decode().split("</head>")[1]
+    assert reviewer_client.get("/traces/not-a-trace/").status_code == 404
+    assert reviewer_client.get(f"/traces/{trace.trace_id}/spans/zz/", headers=HTMX).status_code == 404

@@ -27,6 +27,8 @@ def duration(ms) -> str:
     if ms is None or ms == "":
         return "—"
     ms = float(ms)
+    if ms < 0.005:
+        return "0 ms"
     if ms < 1:
         return f"{ms:.2f} ms"
     if ms < 10:
@@ -352,7 +354,7 @@ def span_tree_rows(rows, selected_id: str, span_href: str) -> SafeString:
         current = ' aria-current="true"' if selected else ""
         out.append(
             f'<li class="{classes}" data-span="{sid}" data-depth="{row.depth}"{attrs}><span class="span-label">{twisty}'
-            f'<a class="span-link" href="{href}{sid}"{current}><span class="span-name">{name}</span> '
+            f'<a class="span-link" href="{href}{sid}"{current}><span class="span-name" title="{name}">{name}</span> '
             f'<span class="type type-{kind.lower()}">{kind}</span>{fail}</a></span>'
             f'<svg class="bar" aria-hidden="true"><rect x="{row.offset_pct}%" width="{row.width_pct}%" y="4" height="8" rx="2"/></svg>'
             f'<span class="dur">{duration(None if span.end_time_ns is None else (span.end_time_ns - span.start_time_ns) / 1e6)}</span></li>'

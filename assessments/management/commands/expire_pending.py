@@ -4,6 +4,7 @@ Run it from cron (every few minutes is plenty); feedback that waits longer than
 FEEDBACKHUB_PENDING_FEEDBACK_SECONDS is dropped. Holding new pending feedback also
 expires overdue items, so a busy server cleans up on its own.
 """
+
 from django.core.management.base import BaseCommand
 
 from assessments import services

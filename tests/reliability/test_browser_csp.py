@@ -1,5 +1,6 @@
-"""The README's thumbs example (static/examples/thumbs.html) in Debian's chromium, under our CSP:
-an end user's click is stored as feedback with nothing but the token."""
+"""In Debian's chromium, under the production CSP: the README's thumbs example
+(static/examples/thumbs.html) stores an end user's click with nothing but the token, and the
+reviewer's pages run without a single CSP violation and show that end user's feedback."""
 import mimetypes
 import os
 import shutil
@@ -15,7 +16,7 @@ from assessments import public_api
 from assessments.models import Assessment
 from traces.access import Actor
 
-from ..factories import make_api_key, make_trace
+from ..factories import make_api_key, make_feedback, make_trace
 
 # Playwright's sync API runs an event loop in the test thread; the ORM must still be usable.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
@@ -33,12 +34,12 @@ def browser_type_launch_args(browser_type_launch_args):
 ORIGIN = "http://testserver"
 
 
-def serve_in_process(page):
+def serve_in_process(page, client=None):
     """Answer every request chromium makes to ORIGIN in-process: static files from the finders
     (with the production CSP, which the middleware adds in production), everything else through
     Django's test client. Chromium's side (CSP enforcement, fetch, CORS, the widget) is real; no
     server thread is needed, so the test database is the test's own."""
-    client = Client()
+    client = client or Client()
 
     def handle(route):
         request = route.request
@@ -88,3 +89,26 @@ def test_thumbs_widget_explains_a_refused_token(page):
     page.get_by_role("button", name="No, not helpful").click()
     page.get_by_text("token:").wait_for(timeout=10_000)
     assert not Assessment.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)  # chromium's handlers run in another thread
+def test_reviewer_pages_run_under_csp_and_show_end_user_feedback(experiment, reviewer, page):
+    trace = make_trace(experiment, spans=3)
+    make_feedback(trace, name="relevance", value=0.8, source_type="LLM_JUDGE", source_id="judge")
+    api_key, _ = make_api_key(experiment)
+    claims = public_api.read_token(public_api.issue_token(trace=trace, actor=Actor.for_key(api_key))["token"])
+    public_api.log_public_feedback(claims=claims, name="user_satisfaction", value=False, rationale="wrong answer")
+    client = Client()
+    client.force_login(reviewer)
+    violations = []
+    page.on("console", lambda message: violations.append(message.text) if "Content Security Policy" in message.text else None)
+    serve_in_process(page, client)
+
+    for path in ("/", experiment.get_absolute_url(), trace.get_absolute_url()):
+        response = page.goto(f"{ORIGIN}{path}")
+        assert response.status == 200, path
+        assert "script-src 'self'" in response.headers["content-security-policy"], path
+        page.wait_for_load_state("networkidle")
+    page.get_by_text(f"end-user:{claims['u']}").first.wait_for(timeout=10_000)
+
+    assert violations == []
