@@ -167,7 +167,8 @@ class AssessmentDetailApi(APIView):
                    responses={200: AssessmentOut, **errors(404)})
     def get(self, request, assessment_id):
         # or_pending: feedback held for a trace that has not arrived yet reads like any other
-        assessment = selectors.assessment_or_pending_for(request_actor(request), checked_id(assessment_id, "Assessment"))
+        actor = request_actor(request)
+        assessment = selectors.assessment_or_pending_for(actor, checked_id(assessment_id, "Assessment"))
         return with_etag(Response(AssessmentOut(assessment).data), assessment)
 
     @extend_schema(

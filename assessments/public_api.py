@@ -26,13 +26,12 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.core import signing
 from django.core.exceptions import DisallowedHost
-from django.http import Http404
 from django.utils.cache import patch_vary_headers
 from django.utils.crypto import salted_hmac
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import permissions, serializers, status
-from rest_framework.exceptions import APIException, PermissionDenied, ValidationError
+from rest_framework.exceptions import APIException, PermissionDenied
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -169,10 +168,9 @@ def log_public_feedback(*, claims: dict, name: str, value, rationale: str):
 
     Raises TokenRefused (409) when the token's uses are spent and Http404 when its trace is gone.
     """
-    trace = Trace.objects.filter(pk=claims["t"], experiment_id=claims["e"]).first()
-    if trace is None:
-        raise Http404("The trace of this feedback token no longer exists.")
     actor = Actor.for_end_user(claims["u"], claims["e"])
+    # Http404 when the trace is gone (or moved out of the token's experiment).
+    trace = trace_selectors.trace_for(actor, claims["t"])
     keys = [f"public:{claims['j']}:{use}" for use in range(1, claims["m"] + 1)]
     taken = selectors.used_idempotency_keys(claims["e"], keys)
     for key in keys:

@@ -210,17 +210,26 @@ def summarize_feedback(rows) -> list[Chip]:
 
 def feedback_chips_for_traces(trace_ids) -> dict[str, list[Chip]]:
     """{trace_id: [Chip]} for a page of traces, in one query over their valid feedback."""
+    return feedback_summary_for_traces(trace_ids)[0]
+
+
+def feedback_summary_for_traces(trace_ids, user_id: int | None = None) -> tuple[dict[str, list[Chip]], set[str]]:
+    """({trace_id: [Chip]}, {trace ids the user gave valid feedback on}) for a page of traces,
+    in one query over their valid feedback."""
     trace_ids = list(trace_ids)
     if not trace_ids:
-        return {}
+        return {}, set()
     rows: dict[str, list] = {}
-    for trace_id, name, value, error in (
+    rated: set[str] = set()
+    for trace_id, name, value, error, author in (
         Assessment.objects.filter(trace_id__in=trace_ids, kind=Assessment.Kind.FEEDBACK, valid=True)
         .order_by()
-        .values_list("trace_id", "name", "value", "error")
+        .values_list("trace_id", "name", "value", "error", "created_by_id")
     ):
         rows.setdefault(trace_id, []).append((name, value, error))
-    return {trace_id: summarize_feedback(items) for trace_id, items in rows.items()}
+        if user_id is not None and author == user_id:
+            rated.add(trace_id)
+    return {trace_id: summarize_feedback(items) for trace_id, items in rows.items()}, rated
 
 
 def used_idempotency_keys(experiment_id: int, keys: list[str]) -> set[str]:

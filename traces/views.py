@@ -129,10 +129,13 @@ def trace_list(request: HtmxHttpRequest, experiment_id: int) -> HttpResponse:
         filter_error = _filter_error(ctx.filter, exc)
     except ValidationError as exc:
         token_error = " ".join(exc.messages)
-    chips = assessment_selectors.feedback_chips_for_traces([trace.trace_id for trace in page.items])
+    chips, rated = assessment_selectors.feedback_summary_for_traces(
+        [trace.trace_id for trace in page.items], user_id=request.user.pk
+    )
     detail_suffix = ctx.suffix()
     rows = [
-        {"trace": trace, "chips": chips.get(trace.trace_id, []), "url": trace.get_absolute_url() + detail_suffix}
+        {"trace": trace, "chips": chips.get(trace.trace_id, []), "url": trace.get_absolute_url() + detail_suffix,
+         "rated": trace.trace_id in rated}
         for trace in page.items
     ]
     list_url = reverse("traces:trace_list", args=[experiment.pk])

@@ -1,6 +1,7 @@
 """Playwright + Debian's chromium for the reviewer pages.
 
-Never `playwright install`: the browser is /usr/bin/chromium (apt-get install chromium).
+Never `playwright install`: the browser is /usr/bin/chromium (apt-get install chromium), or
+$FEEDBACKHUB_CHROMIUM.
 Without it the tests skip, unless FEEDBACKHUB_REQUIRE_BROWSER=1 (CI), where they fail.
 Screenshots go to $FEEDBACKHUB_SCREENSHOTS (default: /tmp/feedbackhub-screenshots; not under
 test-results/, which pytest-playwright empties at the start of every session).
@@ -16,7 +17,7 @@ from ..live_server import fh_live_server, live  # noqa: F401 (fixtures)
 # Playwright's sync API keeps an asyncio loop running in the test thread; the ORM must still work.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
-CHROMIUM = "/usr/bin/chromium"
+CHROMIUM = os.environ.get("FEEDBACKHUB_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
     "--disable-component-update", "--disable-sync", "--no-first-run",

@@ -216,6 +216,7 @@ def test_failed_spans_and_exceptions_are_readable(watched, demo, shots):
     expect(row).to_contain_text("lookup_release")
     expect(row).to_contain_text("failed")
     row.get_by_role("link").click()
+    expect(page.locator("#span-detail h2")).to_have_text("lookup_release")
     page.locator("#span-detail").get_by_role("tab", name="Events").click()
     events = page.locator("#tabpanel-events")
     expect(events).to_contain_text("TimeoutError")
@@ -321,3 +322,40 @@ def test_dark_theme_and_narrow_screen(browser, demo, shots):
     assert feedback_top < spans_top  # stacked: header, feedback, tree, detail
     page.screenshot(path=str(shots / "trace-detail-narrow.png"), full_page=True)
     narrow.close()
+
+
+def test_the_panel_works_without_javascript(browser, demo):
+    live, target, judge = demo["live"], demo["target"], demo["judge"]
+    context = browser.new_context(java_script_enabled=False, viewport={"width": 1480, "height": 900})
+    page = context.new_page()
+    sign_in(page, live)
+    page.goto(f"{live}/traces/{target.trace_id}/?sort=oldest")
+    panel = page.locator("#assessment-panel")
+    # a span is selected by following its link; the add form opens as a page
+    page.locator("#span-tree").get_by_role("link", name=re.compile("retrieve_docs")).click()
+    expect(page.locator("#span-detail h2")).to_have_text("retrieve_docs")
+    panel.get_by_role("button", name="Add feedback").click()
+    expect(page).to_have_url(re.compile(r"add=feedback"))
+    panel.get_by_role("radio", name="Number").check()  # all value inputs are shown without JS
+    panel.get_by_label("Name").fill("groundedness")
+    panel.get_by_label("Number value").fill("0.7")
+    panel.get_by_label("Attach to the selected span").check()
+    panel.get_by_role("button", name="Save").click()
+    created = Assessment.objects.get(trace=target, name="groundedness")
+    assert (created.value, created.span_id, created.source_id) == (0.7, "0000000100000002", "alice")
+    expect(page).to_have_url(re.compile(rf"sort=oldest&span=0000000100000002#a-{created.assessment_id}"))
+    # override the judge through the plain form
+    panel.get_by_role("button", name="Override relevance").click()
+    panel.get_by_label("Number value").fill("0.8")
+    panel.get_by_role("button", name="Save override").click()
+    assert Assessment.objects.get(overrides=judge).value == 0.8
+    # delete asks on a page of its own first
+    panel.get_by_role("button", name="Delete groundedness").click()
+    expect(panel.get_by_role("alertdialog")).to_contain_text("Delete this feedback?")
+    assert Assessment.objects.filter(pk=created.pk).exists()
+    panel.get_by_role("alertdialog").get_by_role("button", name="Delete").click()
+    assert not Assessment.objects.filter(pk=created.pk).exists()
+    # history opens inline
+    panel.get_by_role("button", name="History of relevance").first.click()
+    expect(panel.locator(f"#history-{judge.assessment_id}")).to_contain_text("overridden by")
+    context.close()

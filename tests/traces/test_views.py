@@ -534,3 +534,15 @@ def test_odd_query_parameters_never_break_the_pages(reviewer_client, trace):
         assert "<script>" not in response.content.decode().split("</head>")[1]
     assert reviewer_client.get("/traces/not-a-trace/").status_code == 404
     assert reviewer_client.get(f"/traces/{trace.trace_id}/spans/zz/", headers=HTMX).status_code == 404
+
+
+def test_trace_list_marks_traces_the_reviewer_already_rated(reviewer_client, reviewer, experiment):
+    from assessments import services
+
+    mine = make_trace(experiment, name="mine_one")
+    make_trace(experiment, name="other_one")
+    services.log_feedback(trace=mine, name="user_satisfaction", value=True, actor=Actor.for_user(reviewer),
+                          channel="ui", source_type="HUMAN", source_id="alice")
+    html = reviewer_client.get(list_url(experiment)).content.decode()
+    row = lambda name: html[html.index(name):].split("</tr>")[0]  # noqa: E731
+    assert "rated by you" in row("mine_one") and "rated by you" not in row("other_one")
