@@ -8,6 +8,7 @@ import uuid
 from django.conf import settings
 from django.db import models
 
+from feedbackhub.encoders import FloatPreservingJSONEncoder
 from traces.models import ApiKey, Experiment, Trace
 
 
@@ -47,7 +48,7 @@ class Assessment(models.Model):
     span_id = models.CharField(max_length=16, null=True, blank=True)
     name = models.CharField(max_length=250)
     kind = models.CharField(max_length=12, choices=Kind.choices, default=Kind.FEEDBACK)
-    value = models.JSONField(null=True, blank=True)
+    value = models.JSONField(null=True, blank=True, encoder=FloatPreservingJSONEncoder)
     numeric_value = models.FloatField(null=True, blank=True, editable=False)
     error = models.JSONField(null=True, blank=True)
     rationale = models.TextField(blank=True)

@@ -347,7 +347,7 @@ def postgres_cpu_seconds(database: str) -> float:
 def wrk(script: str, url: str, *, connections: int, duration: float, env: dict) -> dict:
     """One wrk run; the Lua script's done() prints a JSON line with the counts and latencies."""
     threads = min(2, connections)
-    cmd = ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{duration}s", "--timeout", "10s",
+    cmd = ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{max(1, round(duration))}s", "--timeout", "10s",
            "-s", str(LUA / script), url]
     output = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=duration + 60)
     for line in output.stdout.splitlines():

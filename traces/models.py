@@ -10,6 +10,8 @@ from django.db import models
 from django.urls import reverse
 from django.utils import timezone
 
+from feedbackhub.encoders import FloatPreservingJSONEncoder
+
 TRACE_ID_RE = re.compile(r"^tr-[0-9a-f]{32}$")
 SPAN_ID_RE = re.compile(r"^[0-9a-f]{16}$")
 
@@ -161,8 +163,8 @@ class Span(models.Model):
     end_time_ns = models.BigIntegerField(null=True, blank=True)
     status_code = models.CharField(max_length=10, choices=StatusCode.choices, default=StatusCode.UNSET)
     status_message = models.TextField(blank=True)
-    inputs = models.JSONField(null=True, blank=True)
-    outputs = models.JSONField(null=True, blank=True)
+    inputs = models.JSONField(null=True, blank=True, encoder=FloatPreservingJSONEncoder)
+    outputs = models.JSONField(null=True, blank=True, encoder=FloatPreservingJSONEncoder)
     attributes = models.JSONField(default=dict, blank=True)
     events = models.JSONField(default=list, blank=True)
 

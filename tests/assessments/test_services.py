@@ -6,7 +6,7 @@ from assessments import services
 from assessments.models import Assessment, Revision
 from traces.access import Actor
 
-from ..factories import make_expectation, make_feedback, make_trace
+from ..factories import make_expectation, make_feedback
 
 pytestmark = pytest.mark.django_db
 
