@@ -19,6 +19,7 @@ for the measurements behind the defaults:
 - TCP_NODELAY stays on (gunicorn sets it on every TCP listener): without it a keep-alive
   client waits for delayed ACKs and throughput falls about four-fold.
 """
+
 import multiprocessing
 import os
 
@@ -44,10 +45,16 @@ max_requests = _int("GUNICORN_MAX_REQUESTS", 100_000)
 max_requests_jitter = _int("GUNICORN_MAX_REQUESTS_JITTER", 10_000)
 # Load the application once in the master and fork it: faster start, shared memory pages.
 preload_app = os.environ.get("GUNICORN_PRELOAD", "true") == "true"
-accesslog = os.environ.get("GUNICORN_ACCESS_LOG") or None  # off by default: it costs ~5% at 1,000 req/s
+accesslog = os.environ.get("GUNICORN_ACCESS_LOG") or None  # off by default: a line per request on the hot path
 errorlog = "-"
 loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")
 proc_name = "feedbackhub"
+# gunicorn's control socket (gunicornc) defaults to one path per user, which several servers on
+# one machine (a bench next to `make serve`) would share; on only when a path is given.
+_control_socket = os.environ.get("GUNICORN_CONTROL_SOCKET", "")
+if _control_socket:
+    control_socket = _control_socket
+control_socket_disable = not _control_socket
 # Persistent database connections per worker (settings.DB_CONN_MAX_AGE) unless the pool is on.
 os.environ.setdefault("DB_CONN_MAX_AGE", "600")
 

@@ -5,6 +5,7 @@ revision rows as the single path); this view only parses the envelope and presen
 the result. The answer is deliberately small (ids, not whole assessments), so that
 a batch costs its inserts rather than its serialization.
 """
+
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.exceptions import ValidationError

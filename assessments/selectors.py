@@ -117,13 +117,14 @@ def main_boolean_name(experiment_id: int, assessments: list[Assessment] | None =
         if assessment.kind == Assessment.Kind.FEEDBACK and isinstance(assessment.value, bool):
             counts[assessment.name] = counts.get(assessment.name, 0) + 1
     if not counts:
-        rows = (
-            Assessment.objects.filter(experiment_id=experiment_id, kind=Assessment.Kind.FEEDBACK, valid=True)
-            .filter(IS_BOOLEAN)
-            .order_by()
-            .values("name")
-            .annotate(n=Count("pk"))
-        )
+        booleans = Assessment.objects.filter(
+            experiment_id=experiment_id, kind=Assessment.Kind.FEEDBACK, valid=True
+        ).filter(IS_BOOLEAN)
+        # The usual answer needs one index probe; counting every boolean feedback of the
+        # experiment took most of a second at a million traces (docs/PERFORMANCE.md).
+        if booleans.filter(name=MAIN_BOOLEAN_NAME).exists():
+            return MAIN_BOOLEAN_NAME
+        rows = booleans.order_by().values("name").annotate(n=Count("pk"))
         counts = {row["name"]: row["n"] for row in rows}
     return _pick_main_name(counts) or MAIN_BOOLEAN_NAME
 

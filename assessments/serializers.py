@@ -1,10 +1,18 @@
 """Shapes of the native API for assessments: `*Input` parse only, `*Out` present only."""
-from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from traces.serializers import SPAN_ID_ERROR, SPAN_ID_PATTERN, JSONValueField, SpanOut, StringMapField, TraceOut
+from traces.serializers import (
+    SPAN_ID_ERROR,
+    SPAN_ID_PATTERN,
+    JSONValueField,
+    SpanOut,
+    StringMapField,
+    TraceOut,
+    iso_datetime,
+    trace_representation,
+)
 
 from .models import Assessment, Revision
 
@@ -115,19 +123,9 @@ class AssessmentOut(serializers.ModelSerializer):
             "overridden_by": getattr(instance, "overridden_by_id", None),
             "valid": bool(instance.valid),
             "version": int(instance.version),
-            "create_time": _iso_datetime(instance.create_time),
-            "last_update_time": _iso_datetime(instance.last_update_time),
+            "create_time": iso_datetime(instance.create_time),
+            "last_update_time": iso_datetime(instance.last_update_time),
         }
-
-
-def _iso_datetime(value) -> str | None:
-    """As DRF's DateTimeField presents it: current time zone, ISO 8601, "Z" for UTC."""
-    if value is None:
-        return None
-    if timezone.is_aware(value):
-        value = value.astimezone(timezone.get_current_timezone())
-    text = value.isoformat()
-    return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
 class TraceDetailOut(TraceOut):
@@ -142,6 +140,16 @@ class TraceDetailOut(TraceOut):
     @extend_schema_field(AssessmentOut(many=True))
     def get_assessments(self, trace):
         return AssessmentOut(self.context["assessments"], many=True).data
+
+    def to_representation(self, trace) -> dict:
+        """TraceOut's fields, then metadata, spans and assessments, built directly (a test
+        checks this agrees with DRF's field walk)."""
+        return {
+            **trace_representation(trace),
+            "metadata": {str(key): value for key, value in trace.metadata.items()},
+            "spans": [SpanOut().to_representation(span) for span in trace.spans.all()],
+            "assessments": [AssessmentOut().to_representation(a) for a in self.context["assessments"]],
+        }
 
 
 class RevisionOut(serializers.ModelSerializer):

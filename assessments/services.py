@@ -29,6 +29,8 @@ __all__ = [
 ]
 
 UNCHANGED = object()
+# Choices' .values is rebuilt on every access; membership checks on the hot paths use this.
+SOURCE_TYPES = frozenset(Assessment.SourceType.values)
 EDITABLE_FIELDS = ("name", "value", "error", "rationale", "metadata")
 
 
@@ -208,7 +210,7 @@ def _create(
     name = _clean_name(name)
     error = _clean_error(error)
     _check_value(kind, value, error)
-    if source_type not in Assessment.SourceType.values:
+    if source_type not in SOURCE_TYPES:
         raise ValidationError({"source.source_type": f"must be one of {', '.join(Assessment.SourceType.values)}"})
     if not isinstance(source_id, str) or len(source_id) > 250:
         raise ValidationError({"source.source_id": "must be a string of at most 250 characters"})
@@ -547,7 +549,7 @@ def _clean_batch_item(item, default_source_id: str) -> dict:
     value = item.get("value")
     _check_value(Assessment.Kind.FEEDBACK, value, error)
     source_type = source.get("source_type") or item.get("source_type") or Assessment.SourceType.HUMAN
-    if source_type not in Assessment.SourceType.values:
+    if source_type not in SOURCE_TYPES:
         raise ValidationError({"source.source_type": f"must be one of {', '.join(Assessment.SourceType.values)}"})
     source_id = source.get("source_id") or item.get("source_id") or default_source_id
     if not isinstance(source_id, str) or len(source_id) > 250:
@@ -700,19 +702,23 @@ def _write_batch(*, items: list[dict], keys: dict, actor: Actor, channel: str) -
         if errors:
             raise BatchValidationError(errors)
         if new:
+            # Field values of each create revision (as _record writes them); COPY takes them as
+            # they are, bulk_create as Revision instances.
             revisions = [
-                Revision(
-                    assessment_id=assessment.assessment_id,
-                    trace_id=assessment.trace_id,
-                    experiment_id=assessment.experiment_id,
-                    action=Revision.Action.CREATE,
-                    channel=channel,
-                    actor_user=user,
-                    actor_key=actor.api_key,
-                    actor_label=label,
-                    created_at=now,
-                    after=assessment.snapshot(),
-                )
+                {
+                    "assessment_id": assessment.assessment_id,
+                    "related_assessment_id": None,
+                    "trace_id": assessment.trace_id,
+                    "experiment_id": assessment.experiment_id,
+                    "action": Revision.Action.CREATE,
+                    "channel": channel,
+                    "actor_user_id": user.pk if user is not None else None,
+                    "actor_key_id": actor.api_key.pk if actor.api_key is not None else None,
+                    "actor_label": label,
+                    "created_at": now,
+                    "before": None,
+                    "after": assessment.snapshot(),
+                }
                 for assessment in new
             ]
             if connection.vendor == "postgresql":
@@ -723,7 +729,7 @@ def _write_batch(*, items: list[dict], keys: dict, actor: Actor, channel: str) -
                     assessment._state.db = connection.alias
             else:
                 Assessment.objects.bulk_create(new)
-                Revision.objects.bulk_create(revisions)
+                Revision.objects.bulk_create([Revision(**values) for values in revisions])
     return results
 
 
@@ -731,10 +737,64 @@ def _copy_rows(model, objects: list) -> None:
     """Insert `objects` with COPY (PostgreSQL): the values Django's INSERT would send, streamed
     without building a statement, for the batch path. Constraint violations raise IntegrityError."""
     with connection.cursor() as cursor, connection.wrap_database_errors:
-        fields, db = _insert_fields(model), connections[DEFAULT_DB_ALIAS]
         with cursor.cursor.copy(f"COPY {_insert_target(model)} FROM STDIN") as copy:
-            for obj in objects:
-                copy.write_row(_insert_values(obj, fields, db))
+            for row in _copy_values(model, objects):
+                copy.write_row(row)
+
+
+def _copy_values(model, objects: list):
+    """Each object's column values for COPY, in _insert_target's order (see _copy_plan)."""
+    from psycopg.types.json import Jsonb
+
+    plan = _copy_plan(model)
+    db = connections[DEFAULT_DB_ALIAS]
+    for obj in objects:
+        if isinstance(obj, dict):
+            # Field values by attname: every column must be given (no pre_save for dicts).
+            row = []
+            for field, attname, how in plan:
+                value = obj[attname]
+                if how == "json":
+                    value = None if value is None else Jsonb(value)
+                elif how == "prep":
+                    value = field.get_db_prep_save(value, db)
+                row.append(value)
+            yield row
+            continue
+        row = []
+        for field, attname, how in plan:
+            if how is None:
+                row.append(getattr(obj, attname))
+            elif how == "json":
+                value = getattr(obj, attname)
+                row.append(None if value is None else Jsonb(value))
+            else:
+                row.append(field.get_db_prep_save(field.pre_save(obj, True), db))
+        yield row
+
+
+def _copy_plan(model) -> list:
+    """(field, attname, how) per inserted column: JSON values wrapped as jsonb (None stays SQL
+    NULL, as Django saves it), fields with pre_save work (auto_now…) prepared by Django, the
+    rest sent as they are (psycopg adapts str, int, float, bool and aware datetimes itself).
+    tests/assessments/test_write_path.py checks the rows equal Django's."""
+    from django.db.models import JSONField
+
+    plan = []
+    for field in _insert_fields(model):
+        if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
+            how = "prep"
+        elif isinstance(field, JSONField):
+            # a field with its own encoder (FloatPreservingJSONEncoder) is prepared by Django
+            how = "prep" if field.encoder is not None else "json"
+        elif field.get_internal_type() in ("CharField", "TextField", "IntegerField", "BigIntegerField",
+                                            "PositiveIntegerField", "FloatField", "BooleanField", "DateTimeField",
+                                            "ForeignKey", "AutoField", "BigAutoField"):
+            how = None
+        else:
+            how = "prep"
+        plan.append((field, field.attname, how))
+    return plan
 
 
 # --- feedback that arrives before its trace --------------------------------------------------
@@ -804,7 +864,7 @@ def hold_pending(
     name = _clean_name(name)
     error = _clean_error(error)
     _check_value(kind, value, error)
-    if source_type not in Assessment.SourceType.values:
+    if source_type not in SOURCE_TYPES:
         raise ValidationError({"source.source_type": f"must be one of {', '.join(Assessment.SourceType.values)}"})
     if not isinstance(source_id, str) or len(source_id) > 250:
         raise ValidationError({"source.source_id": "must be a string of at most 250 characters"})

@@ -1,5 +1,6 @@
 """Create the PostgreSQL database named by DATABASE_URL when it does not exist yet (used by
 `make serve` and `make bench`; the server itself is never reconfigured)."""
+
 import os
 import sys
 import urllib.parse

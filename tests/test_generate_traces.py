@@ -1,5 +1,6 @@
 """manage.py generate_traces: realistic rows in every table, exactly as the services would write them
 (COPY through two connections on PostgreSQL, executemany on SQLite)."""
+
 import io
 import json
 
@@ -21,8 +22,20 @@ def generate(*args):
 
 
 def test_generates_traces_spans_feedback_and_revisions():
-    out, err = generate("--experiment", "bench", "--traces", "300", "--spans-per-trace", "4",
-                        "--feedback-per-trace", "6", "--seed", "7", "--chunk", "70")
+    out, err = generate(
+        "--experiment",
+        "bench",
+        "--traces",
+        "300",
+        "--spans-per-trace",
+        "4",
+        "--feedback-per-trace",
+        "6",
+        "--seed",
+        "7",
+        "--chunk",
+        "70",
+    )
     experiment = Experiment.objects.get(name="bench")
     assert Trace.objects.filter(experiment=experiment).count() == 300
     assert Span.objects.count() == 1200
@@ -38,7 +51,12 @@ def test_generates_traces_spans_feedback_and_revisions():
     value_types = {a.value_type for a in assessments}
     assert value_types == {"boolean", "number", "string", "list", "object", "error"}
     assert {a.name for a in assessments} == {
-        "user_satisfaction", "relevance", "correctness", "tone", "topics", "details",
+        "user_satisfaction",
+        "relevance",
+        "correctness",
+        "tone",
+        "topics",
+        "details",
     }
     assert {a.source_type for a in assessments} == {"HUMAN", "LLM_JUDGE", "CODE"}
     assert {a.experiment_id for a in assessments} == {experiment.pk}
@@ -73,22 +91,56 @@ def test_generates_traces_spans_feedback_and_revisions():
 
 
 def test_same_seed_gives_same_data_and_repeated_runs_add_to_the_experiment():
-    generate("--experiment", "a", "--traces", "20", "--spans-per-trace", "2", "--feedback-per-trace", "1",
-             "--seed", "3", "--no-progress")
+    generate(
+        "--experiment",
+        "a",
+        "--traces",
+        "20",
+        "--spans-per-trace",
+        "2",
+        "--feedback-per-trace",
+        "1",
+        "--seed",
+        "3",
+        "--no-progress",
+    )
     first = sorted(Trace.objects.values_list("trace_id", flat=True))
-    generate("--experiment", "a", "--traces", "20", "--spans-per-trace", "2", "--feedback-per-trace", "1",
-             "--no-progress")
+    generate(
+        "--experiment", "a", "--traces", "20", "--spans-per-trace", "2", "--feedback-per-trace", "1", "--no-progress"
+    )
     assert Trace.objects.count() == 40
     Trace.objects.exclude(pk__in=first).delete()
     Trace.objects.all().delete()
-    generate("--experiment", "b", "--traces", "20", "--spans-per-trace", "2", "--feedback-per-trace", "1",
-             "--seed", "3", "--no-progress")
+    generate(
+        "--experiment",
+        "b",
+        "--traces",
+        "20",
+        "--spans-per-trace",
+        "2",
+        "--feedback-per-trace",
+        "1",
+        "--seed",
+        "3",
+        "--no-progress",
+    )
     assert sorted(Trace.objects.values_list("trace_id", flat=True)) == first
 
 
 def test_values_survive_as_json():
-    generate("--experiment", "j", "--traces", "30", "--spans-per-trace", "1", "--feedback-per-trace", "6",
-             "--seed", "1", "--no-progress")
+    generate(
+        "--experiment",
+        "j",
+        "--traces",
+        "30",
+        "--spans-per-trace",
+        "1",
+        "--feedback-per-trace",
+        "6",
+        "--seed",
+        "1",
+        "--no-progress",
+    )
     error = Assessment.objects.filter(error__isnull=False).first()
     details = Assessment.objects.filter(name="details").first()
     assert isinstance(details.value, dict) and set(details.value) == {"faithfulness", "citations"}

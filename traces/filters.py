@@ -981,7 +981,11 @@ def _assessment_condition(fld: Field, operator: str, value) -> Q:
     - LIKE/ILIKE match the text or the JSON text (MLflow: the JSON text only).
     """
     assessment_model = apps.get_model("assessments", "Assessment")
-    rows = assessment_model.objects.filter(trace_id=OuterRef("pk"), name=fld.key, kind=fld.entity, valid=True)
+    # experiment_id is denormalised onto assessments: naming it lets PostgreSQL hash-join only the
+    # experiment's assessments (assessment_exp_name) instead of every experiment's.
+    rows = assessment_model.objects.filter(
+        trace_id=OuterRef("pk"), experiment_id=OuterRef("experiment_id"), name=fld.key, kind=fld.entity, valid=True
+    )
     if operator == "IS NULL":
         return ~Q(Exists(rows))
     if operator == "IS NOT NULL":

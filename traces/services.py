@@ -205,7 +205,11 @@ def ingest_trace(
         if created:
             values = {**derived, **given}
             values.setdefault("request_time", datetime.now(timezone.utc))
-            trace = Trace(trace_id=trace_id, experiment=experiment, tags=tags, metadata=metadata, **values)
+            # A new trace has exactly these spans: no count query and no second UPDATE needed.
+            trace = Trace(
+                trace_id=trace_id, experiment=experiment, tags=tags, metadata=metadata, span_count=len(spans),
+                **values,
+            )
             _lift_ids(trace)
             try:
                 with transaction.atomic():
@@ -226,8 +230,9 @@ def ingest_trace(
                 update_fields=SPAN_FIELDS,
                 batch_size=500,
             )
-            trace.span_count = Span.objects.filter(trace_id=trace_id).count()
-            trace.save(update_fields=["span_count", "updated_at"])
+            if not created:
+                trace.span_count = Span.objects.filter(trace_id=trace_id).count()
+                trace.save(update_fields=["span_count", "updated_at"])
         if created:
             for hook in trace_created_hooks:
                 hook(trace, actor, channel)

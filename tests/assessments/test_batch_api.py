@@ -1,5 +1,6 @@
 """POST /api/v1/feedback:batch and services.log_feedback_batch: all or nothing, per-item errors,
 idempotent retries, one revision per item, a query count that does not grow with the batch."""
+
 import pytest
 from django.core.exceptions import ValidationError
 from django.db import connection
@@ -30,8 +31,15 @@ def second_trace(experiment):
 def test_batch_creates_every_item_with_one_create_revision_each(api_client, api_key, trace, second_trace):
     items = [
         item(trace, value=True, source={"source_type": "HUMAN", "source_id": "u1"}),
-        item(trace, name="relevance", value=0.75, source={"source_type": "LLM_JUDGE", "source_id": "gpt"},
-             rationale="on topic", span_id="0000000000000002", metadata={"run": "7"}),
+        item(
+            trace,
+            name="relevance",
+            value=0.75,
+            source={"source_type": "LLM_JUDGE", "source_id": "gpt"},
+            rationale="on topic",
+            span_id="0000000000000002",
+            metadata={"run": "7"},
+        ),
         item(second_trace, name="label", value=["a", "b"]),
         item(second_trace, name="judge", value=None, error={"error_code": "Timeout", "error_message": "slow"}),
     ]
@@ -45,7 +53,10 @@ def test_batch_creates_every_item_with_one_create_revision_each(api_client, api_
     assert set(stored) == set(ids)
     relevance = stored[ids[1]]
     assert (relevance.value, relevance.numeric_value, relevance.span_id, relevance.source_type) == (
-        0.75, 0.75, "0000000000000002", "LLM_JUDGE",
+        0.75,
+        0.75,
+        "0000000000000002",
+        "LLM_JUDGE",
     )
     assert relevance.experiment_id == trace.experiment_id and relevance.created_by_key_id == api_key[0].pk
     assert stored[ids[0]].numeric_value == 1.0 and stored[ids[2]].numeric_value is None
@@ -86,8 +97,9 @@ def test_one_bad_item_writes_nothing_and_names_index_and_field(api_client, trace
 )
 def test_item_rules_are_those_of_log_feedback(trace, overrides, field):
     with pytest.raises(services.BatchValidationError) as info:
-        services.log_feedback_batch(items=[item(trace), item(trace, **overrides)], actor=Actor.for_system("t"),
-                                    channel="api")
+        services.log_feedback_batch(
+            items=[item(trace), item(trace, **overrides)], actor=Actor.for_system("t"), channel="api"
+        )
     assert list(info.value.item_errors) == [1]
     assert field in info.value.item_errors[1]
     assert isinstance(info.value, ValidationError) and 1 in info.value.message_dict
@@ -131,18 +143,24 @@ def test_retried_batch_never_duplicates(api_client, trace, second_trace):
 
 def test_idempotency_key_of_single_path_is_honoured_and_reuse_for_other_item_refused(api_client, trace):
     single = api_client.post(
-        f"/api/v1/traces/{trace.pk}/feedback", {"name": "user_satisfaction", "value": True},
-        format="json", HTTP_IDEMPOTENCY_KEY="shared",
+        f"/api/v1/traces/{trace.pk}/feedback",
+        {"name": "user_satisfaction", "value": True},
+        format="json",
+        HTTP_IDEMPOTENCY_KEY="shared",
     )
     assert single.status_code == 201
     replay = api_client.post(URL, {"items": [item(trace, idempotency_key="shared")]}, format="json")
-    assert replay.status_code == 200 and replay.json()["assessments"][0]["assessment_id"] == single.json()["assessment_id"]
-    clash = api_client.post(URL, {"items": [item(trace), item(trace, name="other", idempotency_key="shared")]},
-                            format="json")
+    assert (
+        replay.status_code == 200 and replay.json()["assessments"][0]["assessment_id"] == single.json()["assessment_id"]
+    )
+    clash = api_client.post(
+        URL, {"items": [item(trace), item(trace, name="other", idempotency_key="shared")]}, format="json"
+    )
     assert clash.status_code == 400
     assert clash.json()["items"] == {"1": {"idempotency_key": ["was already used for a different assessment"]}}
-    twice = api_client.post(URL, {"items": [item(trace, idempotency_key="n"), item(trace, idempotency_key="n")]},
-                            format="json")
+    twice = api_client.post(
+        URL, {"items": [item(trace, idempotency_key="n"), item(trace, idempotency_key="n")]}, format="json"
+    )
     assert twice.status_code == 400 and "idempotency_key" in twice.json()["items"]["1"]
     assert Assessment.objects.count() == 1
 
@@ -217,3 +235,10 @@ def test_reviewer_membership_in_only_one_experiment(django_user_model, experimen
     with pytest.raises(services.BatchValidationError) as info:
         services.log_feedback_batch(items=[item(trace), item(other_trace)], actor=Actor.for_user(user), channel="ui")
     assert list(info.value.item_errors) == [1]
+
+
+def test_large_floats_stay_floats(api_client, trace):
+    response = api_client.post(URL, {"items": [item(trace, name="score", value=2.5e20)]}, format="json")
+    assert response.status_code == 201
+    stored = Assessment.objects.get(name="score")
+    assert stored.value == 2.5e20 and isinstance(stored.value, float)

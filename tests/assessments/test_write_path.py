@@ -1,5 +1,6 @@
 """The lean single-feedback path: the API key cache (traces.authentication) and the one-statement
 insert of an assessment with its revision (assessments.services, PostgreSQL outside a transaction)."""
+
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -23,8 +24,12 @@ def key_client(raw):
 
 
 def feedback(client, trace, **extra):
-    return client.post(f"/api/v1/traces/{trace.trace_id}/feedback", {"name": "user_satisfaction", "value": True},
-                       format="json", **extra)
+    return client.post(
+        f"/api/v1/traces/{trace.trace_id}/feedback",
+        {"name": "user_satisfaction", "value": True},
+        format="json",
+        **extra,
+    )
 
 
 @pytest.mark.django_db
@@ -84,19 +89,35 @@ def test_one_statement_insert_writes_the_same_rows(experiment):
     trace = make_trace(experiment, spans=3)
     actor = Actor.for_system("tests")
     with CaptureQueriesContext(connection) as captured:
-        created = services.log_feedback(trace=trace, name="relevance", value=0.5, actor=actor, channel="api",
-                                        source_type="LLM_JUDGE", source_id="judge", span_id="0000000000000002",
-                                        metadata={"k": "v"}, rationale="why")
+        created = services.log_feedback(
+            trace=trace,
+            name="relevance",
+            value=0.5,
+            actor=actor,
+            channel="api",
+            source_type="LLM_JUDGE",
+            source_id="judge",
+            span_id="0000000000000002",
+            metadata={"k": "v"},
+            rationale="why",
+        )
     sqls = [q["sql"] for q in captured.captured_queries]
     assert len(sqls) == 2 and sqls[1].startswith("WITH created AS (INSERT")  # span check, then the write
     stored = Assessment.objects.get(pk=created.pk)
     assert (stored.value, stored.numeric_value, stored.span_id, stored.metadata, stored.rationale) == (
-        0.5, 0.5, "0000000000000002", {"k": "v"}, "why",
+        0.5,
+        0.5,
+        "0000000000000002",
+        {"k": "v"},
+        "why",
     )
     assert stored.experiment_id == experiment.pk and stored.valid and stored.version == 1
     revision = Revision.objects.get()
     assert (revision.action, revision.channel, revision.assessment_id, revision.actor_label) == (
-        "create", "api", created.pk, "system:tests",
+        "create",
+        "api",
+        created.pk,
+        "system:tests",
     )
     assert revision.after == stored.snapshot() and revision.before is None
 
@@ -105,10 +126,8 @@ def test_one_statement_insert_writes_the_same_rows(experiment):
 @pytest.mark.django_db(transaction=True)
 def test_one_statement_insert_replays_and_refuses_like_the_transactional_path(experiment):
     trace = make_trace(experiment, spans=1)
-    first = services.log_feedback(trace=trace, name="a", value=True, actor=SYSTEM, channel="api",
-                                  idempotency_key="k")
-    again = services.log_feedback(trace=trace, name="a", value=True, actor=SYSTEM, channel="api",
-                                  idempotency_key="k")
+    first = services.log_feedback(trace=trace, name="a", value=True, actor=SYSTEM, channel="api", idempotency_key="k")
+    again = services.log_feedback(trace=trace, name="a", value=True, actor=SYSTEM, channel="api", idempotency_key="k")
     assert again.pk == first.pk and again.replayed and not first.replayed
     with pytest.raises(services.Conflict):
         services.log_feedback(trace=trace, name="b", value=True, actor=SYSTEM, channel="api", idempotency_key="k")
@@ -138,3 +157,60 @@ def test_assessment_out_agrees_with_drfs_field_walk(trace):
         walked = drf.ModelSerializer.to_representation(AssessmentOut(), assessment)
         assert dict(fast) == dict(walked)
     assert [row["name"] for row in AssessmentOut(items, many=True).data] == ["user_satisfaction", "r", "e", "l", "r"]
+
+
+@pytest.mark.django_db
+def test_trace_and_span_representations_agree_with_drfs_field_walk(trace):
+    from rest_framework import serializers as drf
+
+    from assessments.selectors import assessments_for_trace
+    from assessments.serializers import TraceDetailOut
+    from traces.selectors import trace_for_detail
+    from traces.serializers import SpanOut, TraceOut
+
+    from ..factories import make_feedback
+
+    make_feedback(trace, value=0.5, span_id="0000000000000002")
+    detail = trace_for_detail(SYSTEM, trace.trace_id)
+    assessments = assessments_for_trace(detail)
+    walked = drf.ModelSerializer.to_representation(TraceDetailOut(context={"assessments": assessments}), detail)
+    fast = TraceDetailOut(detail, context={"assessments": assessments}).data
+    assert dict(fast) == {
+        **walked,
+        "spans": [dict(s) for s in walked["spans"]],
+        "assessments": [dict(a) for a in walked["assessments"]],
+    }
+    assert dict(TraceOut(detail).data) == dict(drf.ModelSerializer.to_representation(TraceOut(), detail))
+    for span in detail.spans.all():
+        assert SpanOut(span).data == dict(drf.ModelSerializer.to_representation(SpanOut(), span))
+
+
+@postgres_only
+@pytest.mark.django_db
+def test_batch_copy_rows_equal_djangos_insert_values(trace):
+    import json
+
+    from assessments.services import _copy_values, _insert_values, _revision
+
+    assessment = services.log_feedback(
+        trace=trace,
+        name="x",
+        value={"a": [1, 2.5e20]},  # the value field's encoder writes large floats its own way
+        actor=SYSTEM,
+        channel="api",
+        error=None,
+        metadata={"k": "v"},
+        span_id="0000000000000002",
+    )
+    revision = _revision(Revision.Action.CREATE, assessment, SYSTEM, "api", None, assessment.snapshot())
+
+    def as_sent(values):
+        # jsonb parameters as the text psycopg sends them
+        return [(value.dumps or json.dumps)(value.obj) if hasattr(value, "obj") else value for value in values]
+
+    for obj in (assessment, revision):
+        [fast] = list(_copy_values(type(obj), [obj]))
+        assert as_sent(fast) == as_sent(_insert_values(obj))
+    [from_dict] = list(_copy_values(Revision, [{field.attname: getattr(revision, field.attname)
+                                                 for field in Revision._meta.concrete_fields}]))
+    assert as_sent(from_dict) == as_sent(_insert_values(revision))

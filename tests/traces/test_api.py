@@ -6,9 +6,8 @@ from rest_framework.test import APIClient
 
 from traces.models import Experiment, Span, Trace
 from traces.services import revoke_api_key
-from traces.access import Actor
 
-from ..factories import make_api_key, make_experiment, make_spans, make_trace
+from ..factories import SYSTEM, make_api_key, make_spans, make_trace
 
 pytestmark = pytest.mark.django_db
 
@@ -206,7 +205,7 @@ def test_an_unknown_key_is_401(experiment):
 
 def test_a_revoked_key_is_401(experiment):
     key, raw = make_api_key(experiment)
-    revoke_api_key(api_key=key, actor=Actor.for_system("tests"))
+    revoke_api_key(api_key=key, actor=SYSTEM)
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
     response = client.post("/api/v1/traces", trace_body(), format="json")

@@ -10,14 +10,16 @@ fields, spans, assessments with the numeric projection and the denormalised
 experiment id, one `create` revision per assessment and an `override` revision per
 override, the overridden assessment marked invalid), so every page, filter and
 aggregate reads it as it would read real data. On PostgreSQL the rows are streamed
-with COPY (psycopg 3's `cursor.copy()`); elsewhere they go through executemany in
-chunks. Each chunk of traces is one transaction, so an interrupted run leaves whole
-traces behind. Output is deterministic for a given `--seed`.
+with COPY (psycopg 3's `cursor.copy()`) through two connections, traces and spans on
+one and their feedback on the other (committed after the traces), then VACUUM ANALYZE;
+elsewhere they go through executemany, one transaction per chunk. An interrupted run
+leaves whole traces behind (the last chunk's possibly without their feedback). Output
+is deterministic for a given `--seed` (random by default, so repeated runs add data).
 """
+
 from __future__ import annotations
 
 import json
-import os
 import queue
 import random
 import threading
@@ -34,11 +36,21 @@ from traces.models import Experiment, Span, Trace
 from traces.services import create_experiment
 
 QUESTIONS = [
-    "How do I reset my password?", "What is MLflow Tracing?", "Can I export my data to CSV?",
-    "Why was my card declined?", "How do I log feedback from the UI?", "What does error E1023 mean?",
-    "Summarise the release notes for 3.2", "Which plan includes SSO?", "How do I rotate an API key?",
-    "Is there an on-premise version?", "Translate 'good morning' into French", "What is the refund policy?",
-    "How many requests per minute can I send?", "Compare the Pro and Team plans", "Where are my invoices?",
+    "How do I reset my password?",
+    "What is MLflow Tracing?",
+    "Can I export my data to CSV?",
+    "Why was my card declined?",
+    "How do I log feedback from the UI?",
+    "What does error E1023 mean?",
+    "Summarise the release notes for 3.2",
+    "Which plan includes SSO?",
+    "How do I rotate an API key?",
+    "Is there an on-premise version?",
+    "Translate 'good morning' into French",
+    "What is the refund policy?",
+    "How many requests per minute can I send?",
+    "Compare the Pro and Team plans",
+    "Where are my invoices?",
     "How do I delete my account?",
 ]
 ANSWERS = [
@@ -56,8 +68,13 @@ ANSWERS = [
     "Refunds are possible within 30 days of purchase.",
 ]
 STEPS = [
-    ("retrieve_documents", "RETRIEVER"), ("rerank", "RERANKER"), ("chat_completion", "CHAT_MODEL"),
-    ("search_web", "TOOL"), ("parse_answer", "PARSER"), ("embed_query", "EMBEDDING"), ("llm_call", "LLM"),
+    ("retrieve_documents", "RETRIEVER"),
+    ("rerank", "RERANKER"),
+    ("chat_completion", "CHAT_MODEL"),
+    ("search_web", "TOOL"),
+    ("parse_answer", "PARSER"),
+    ("embed_query", "EMBEDDING"),
+    ("llm_call", "LLM"),
 ]
 TRACE_NAMES = [("rag_pipeline", "CHAIN"), ("support_agent", "AGENT")]
 TONES = ["friendly", "neutral", "curt", "rude"]
@@ -112,26 +129,80 @@ class Generator:
     """Builds the rows of one chunk of traces as tuples in each table's column order."""
 
     TRACE_COLUMNS = [
-        "trace_id", "experiment_id", "name", "request_time", "execution_time_ms", "state", "request_preview",
-        "response_preview", "client_request_id", "tags", "metadata", "session_id", "user_id", "span_count",
-        "created_at", "updated_at",
+        "trace_id",
+        "experiment_id",
+        "name",
+        "request_time",
+        "execution_time_ms",
+        "state",
+        "request_preview",
+        "response_preview",
+        "client_request_id",
+        "tags",
+        "metadata",
+        "session_id",
+        "user_id",
+        "span_count",
+        "created_at",
+        "updated_at",
     ]
     SPAN_COLUMNS = [
-        "trace_id", "span_id", "parent_span_id", "name", "span_type", "kind", "start_time_ns", "end_time_ns",
-        "status_code", "status_message", "inputs", "outputs", "attributes", "events",
+        "trace_id",
+        "span_id",
+        "parent_span_id",
+        "name",
+        "span_type",
+        "kind",
+        "start_time_ns",
+        "end_time_ns",
+        "status_code",
+        "status_message",
+        "inputs",
+        "outputs",
+        "attributes",
+        "events",
     ]
     ASSESSMENT_COLUMNS = [
-        "assessment_id", "trace_id", "experiment_id", "span_id", "name", "kind", "value", "numeric_value", "error",
-        "rationale", "source_type", "source_id", "metadata", "overrides_id", "valid", "version", "created_by_id",
-        "created_by_key_id", "create_time", "last_update_time", "idempotency_key",
+        "assessment_id",
+        "trace_id",
+        "experiment_id",
+        "span_id",
+        "name",
+        "kind",
+        "value",
+        "numeric_value",
+        "error",
+        "rationale",
+        "source_type",
+        "source_id",
+        "metadata",
+        "overrides_id",
+        "valid",
+        "version",
+        "created_by_id",
+        "created_by_key_id",
+        "create_time",
+        "last_update_time",
+        "idempotency_key",
     ]
     REVISION_COLUMNS = [
-        "assessment_id", "related_assessment_id", "trace_id", "experiment_id", "action", "channel",
-        "actor_user_id", "actor_key_id", "actor_label", "created_at", "before", "after",
+        "assessment_id",
+        "related_assessment_id",
+        "trace_id",
+        "experiment_id",
+        "action",
+        "channel",
+        "actor_user_id",
+        "actor_key_id",
+        "actor_label",
+        "created_at",
+        "before",
+        "after",
     ]
 
-    def __init__(self, *, experiment_id: int, spans_per_trace: int, feedback_per_trace: int, seed: int,
-                 days: int, timestamp):
+    def __init__(
+        self, *, experiment_id: int, spans_per_trace: int, feedback_per_trace: int, seed: int, days: int, timestamp
+    ):
         self.experiment_id = experiment_id
         self.spans_per_trace = spans_per_trace
         self.feedback_per_trace = feedback_per_trace
@@ -141,14 +212,21 @@ class Generator:
         self.start = self.now - timedelta(days=days)
         self.span_seconds = days * 86400
         self.now_value = timestamp(self.now)
-        self.tags = [_dumps({"env": env, "app_version": f"1.{minor}"}) for env in ("prod", "staging") for minor in range(4)]
+        self.tags = [
+            _dumps({"env": env, "app_version": f"1.{minor}"}) for env in ("prod", "staging") for minor in range(4)
+        ]
         self.question_json = [_dumps({"question": q}) for q in QUESTIONS]
         self.answer_json = [_dumps(a) for a in ANSWERS]
         self.step_io = [
-            (_dumps({"query": q[:40], "top_k": 5}), _dumps({"documents": [f"doc-{n}" for n in range(3)], "score": 0.82}))
+            (
+                _dumps({"query": q[:40], "top_k": 5}),
+                _dumps({"documents": [f"doc-{n}" for n in range(3)], "score": 0.82}),
+            )
             for q in QUESTIONS
         ]
-        self.attributes = [_dumps({"model": m, "temperature": 0.2}) for m in ("gpt-4o-mini", "llama-3.1-8b", "claude-3-haiku")]
+        self.attributes = [
+            _dumps({"model": m, "temperature": 0.2}) for m in ("gpt-4o-mini", "llama-3.1-8b", "claude-3-haiku")
+        ]
 
     def chunk(self, count: int) -> tuple[list, list, list, list]:
         rnd = self.random
@@ -167,33 +245,73 @@ class Generator:
             trace_name, root_type = TRACE_NAMES[q % 2]
             session = f"sess-{randrange(200_000):06d}"
             user = f"user-{randrange(20_000):05d}"
-            traces.append((
-                trace_id, exp_id, trace_name, ts(request_time), duration_ms, "ERROR" if error else "OK",
-                QUESTIONS[q], ANSWERS[a], None, self.tags[q % len(self.tags)],
-                f'{{"mlflow.trace.session": "{session}", "mlflow.trace.user": "{user}"}}', session, user,
-                spans_per_trace, now_value, now_value,
-            ))
+            traces.append(
+                (
+                    trace_id,
+                    exp_id,
+                    trace_name,
+                    ts(request_time),
+                    duration_ms,
+                    "ERROR" if error else "OK",
+                    QUESTIONS[q],
+                    ANSWERS[a],
+                    None,
+                    self.tags[q % len(self.tags)],
+                    f'{{"mlflow.trace.session": "{session}", "mlflow.trace.user": "{user}"}}',
+                    session,
+                    user,
+                    spans_per_trace,
+                    now_value,
+                    now_value,
+                )
+            )
             base = getrandbits(48)
             root_span = "%012x0000" % base
             end_ns = start_ns + duration_ms * 1_000_000
             span_ids = [root_span]
             if spans_per_trace:
-                spans.append((
-                    trace_id, root_span, None, trace_name, root_type, "SPAN_KIND_INTERNAL", start_ns, end_ns,
-                    "ERROR" if error else "OK", "upstream timeout" if error else "", self.question_json[q],
-                    self.answer_json[a], '{"mlflow.spanType": "' + root_type + '"}', "[]",
-                ))
+                spans.append(
+                    (
+                        trace_id,
+                        root_span,
+                        None,
+                        trace_name,
+                        root_type,
+                        "SPAN_KIND_INTERNAL",
+                        start_ns,
+                        end_ns,
+                        "ERROR" if error else "OK",
+                        "upstream timeout" if error else "",
+                        self.question_json[q],
+                        self.answer_json[a],
+                        '{"mlflow.spanType": "' + root_type + '"}',
+                        "[]",
+                    )
+                )
                 step = (end_ns - start_ns) // spans_per_trace
                 for n in range(1, spans_per_trace):
                     name, span_type = STEPS[(q + n) % len(STEPS)]
                     span_id = "%012x%04x" % (base, n)
                     span_ids.append(span_id)
                     inputs, outputs = self.step_io[(q + n) % len(self.step_io)]
-                    spans.append((
-                        trace_id, span_id, root_span, name, span_type, "SPAN_KIND_INTERNAL",
-                        start_ns + n * step, start_ns + (n + 1) * step, "OK", "", inputs, outputs,
-                        self.attributes[n % len(self.attributes)], "[]",
-                    ))
+                    spans.append(
+                        (
+                            trace_id,
+                            span_id,
+                            root_span,
+                            name,
+                            span_type,
+                            "SPAN_KIND_INTERNAL",
+                            start_ns + n * step,
+                            start_ns + (n + 1) * step,
+                            "OK",
+                            "",
+                            inputs,
+                            outputs,
+                            self.attributes[n % len(self.attributes)],
+                            "[]",
+                        )
+                    )
             created = request_time + timedelta(seconds=30 + rand() * 3600)
             for j in range(self.feedback_per_trace):
                 self._feedback(j, trace_id, created + timedelta(seconds=j), span_ids, assessments, revisions)
@@ -225,39 +343,131 @@ class Generator:
             source_type, source_id = "LLM_JUDGE", "ragas"
         overridden = source_type == "LLM_JUDGE" and error is None and rand() < OVERRIDE_RATE
         assessment_id = "a-%032x" % rnd.getrandbits(128)
-        self._assessment(assessment_id, trace_id, span_id, name, value, error, rationale, source_type, source_id,
-                         None, when, when + timedelta(hours=1) if overridden else when, not overridden,
-                         2 if overridden else 1, assessments, revisions)
+        self._assessment(
+            assessment_id,
+            trace_id,
+            span_id,
+            name,
+            value,
+            error,
+            rationale,
+            source_type,
+            source_id,
+            None,
+            when,
+            when + timedelta(hours=1) if overridden else when,
+            not overridden,
+            2 if overridden else 1,
+            assessments,
+            revisions,
+        )
         if overridden:
-            new_value = (round(1 - value, 3) if isinstance(value, float)
-                         else rnd.choice(TONES) if isinstance(value, str) else {**value, "faithfulness": 1.0})
-            self._assessment("a-%032x" % rnd.getrandbits(128), trace_id, span_id, name, new_value, None,
-                             "Corrected by a reviewer.", "HUMAN", f"reviewer-{rnd.randrange(20)}", assessment_id,
-                             when + timedelta(hours=1), when + timedelta(hours=1), True, 1, assessments, revisions)
+            new_value = (
+                round(1 - value, 3)
+                if isinstance(value, float)
+                else rnd.choice(TONES)
+                if isinstance(value, str)
+                else {**value, "faithfulness": 1.0}
+            )
+            self._assessment(
+                "a-%032x" % rnd.getrandbits(128),
+                trace_id,
+                span_id,
+                name,
+                new_value,
+                None,
+                "Corrected by a reviewer.",
+                "HUMAN",
+                f"reviewer-{rnd.randrange(20)}",
+                assessment_id,
+                when + timedelta(hours=1),
+                when + timedelta(hours=1),
+                True,
+                1,
+                assessments,
+                revisions,
+            )
 
-    def _assessment(self, assessment_id, trace_id, span_id, name, value, error, rationale, source_type, source_id,
-                    overrides, created, updated, valid, version, assessments, revisions):
+    def _assessment(
+        self,
+        assessment_id,
+        trace_id,
+        span_id,
+        name,
+        value,
+        error,
+        rationale,
+        source_type,
+        source_id,
+        overrides,
+        created,
+        updated,
+        valid,
+        version,
+        assessments,
+        revisions,
+    ):
         numeric = float(value) if isinstance(value, (bool, int, float)) else None
         value_json = _dumps(value) if value is not None else None
         error_json = _dumps(error) if error is not None else None
-        assessments.append((
-            assessment_id, trace_id, self.experiment_id, span_id, name, "feedback", value_json, numeric, error_json,
-            rationale, source_type, source_id, "{}", overrides, valid, version, None, None,
-            self.timestamp(created), self.timestamp(updated), None,
-        ))
+        assessments.append(
+            (
+                assessment_id,
+                trace_id,
+                self.experiment_id,
+                span_id,
+                name,
+                "feedback",
+                value_json,
+                numeric,
+                error_json,
+                rationale,
+                source_type,
+                source_id,
+                "{}",
+                overrides,
+                valid,
+                version,
+                None,
+                None,
+                self.timestamp(created),
+                self.timestamp(updated),
+                None,
+            )
+        )
         snapshot = {
-            "name": name, "kind": "feedback", "value": value, "error": error, "rationale": rationale,
-            "metadata": {}, "source_type": source_type, "source_id": source_id, "span_id": span_id,
-            "overrides": overrides, "valid": True, "version": 1,
+            "name": name,
+            "kind": "feedback",
+            "value": value,
+            "error": error,
+            "rationale": rationale,
+            "metadata": {},
+            "source_type": source_type,
+            "source_id": source_id,
+            "span_id": span_id,
+            "overrides": overrides,
+            "valid": True,
+            "version": 1,
         }
         before = None
         if overrides is not None:
             before = revisions[-1][-1]  # the overridden assessment's snapshot at creation
-        revisions.append((
-            assessment_id, overrides, trace_id, self.experiment_id, "override" if overrides else "create", "api",
-            None, None, f"end-user:{source_id}" if source_type == "HUMAN" else f"key:{source_id}",
-            self.timestamp(created), before, _dumps(snapshot),
-        ))
+        revisions.append(
+            (
+                assessment_id,
+                overrides,
+                trace_id,
+                self.experiment_id,
+                "override" if overrides else "create",
+                "api",
+                None,
+                None,
+                f"end-user:{source_id}" if source_type == "HUMAN" else f"key:{source_id}",
+                self.timestamp(created),
+                before,
+                _dumps(snapshot),
+            )
+        )
 
 
 _COPY_TEXT = {
@@ -284,9 +494,11 @@ class Command(BaseCommand):
         parser.add_argument("--spans-per-trace", type=int, default=5)
         parser.add_argument("--feedback-per-trace", type=int, default=2)
         parser.add_argument(
-            "--seed", type=int, default=None,
+            "--seed",
+            type=int,
+            default=None,
             help="Makes the output reproducible (ids included: the same seed twice in one database collides). "
-                 "Random by default.",
+            "Random by default.",
         )
         parser.add_argument("--days", type=int, default=30, help="Spread request times over this many past days.")
         parser.add_argument("--chunk", type=int, default=5000, help="Traces per transaction.")
@@ -311,8 +523,12 @@ class Command(BaseCommand):
         if options["seed"] is None:
             options["seed"] = random.SystemRandom().randrange(2**32)
         generator = Generator(
-            experiment_id=experiment.pk, spans_per_trace=spans_per_trace, feedback_per_trace=feedback_per_trace,
-            seed=options["seed"], days=options["days"], timestamp=timestamp,
+            experiment_id=experiment.pk,
+            spans_per_trace=spans_per_trace,
+            feedback_per_trace=feedback_per_trace,
+            seed=options["seed"],
+            days=options["days"],
+            timestamp=timestamp,
         )
         tables = [
             (Trace._meta.db_table, Generator.TRACE_COLUMNS),
@@ -361,9 +577,7 @@ class Command(BaseCommand):
                 for index, ((table, columns), rows) in enumerate(zip(tables, chunk_rows)):
                     if rows:
                         placeholders = ", ".join(["%s"] * len(columns))
-                        cursor.executemany(
-                            f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({placeholders})", rows
-                        )
+                        cursor.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({placeholders})", rows)
                     counts[index] += len(rows)
             done += size
             progress.update(done, sum(counts), force=done == progress.total)
@@ -390,8 +604,6 @@ class Command(BaseCommand):
         def worker(work: queue.Queue, table_pair):
             try:
                 with psycopg.connect(**params) as conn:
-                    if os.environ.get("GEN_REPLICA"):
-                        conn.execute("SET session_replication_role = replica")
                     while (job := work.get()) is not None:
                         size, chunk_total, texts, committed, wait_for = job
                         with conn.cursor() as cursor:
