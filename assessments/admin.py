@@ -4,6 +4,7 @@ Every assessment change made here goes through `assessments.services` with chann
 `admin`, so it is validated like any other and leaves a revision. Revisions and
 pending assessments are read-only.
 """
+
 import json
 
 from django.contrib import admin
@@ -16,11 +17,31 @@ from . import services
 from .models import Assessment, PendingAssessment, Revision
 
 CREATE_FIELDS = [
-    "trace", "span_id", "kind", "name", "value", "error", "rationale", "source_type", "source_id", "metadata",
+    "trace",
+    "span_id",
+    "kind",
+    "name",
+    "value",
+    "error",
+    "rationale",
+    "source_type",
+    "source_id",
+    "metadata",
 ]
 READ_FIELDS = [
-    "assessment_id", "trace", "span_id", "kind", "source_type", "source_id", "overrides", "valid", "version",
-    "created_by", "created_by_key", "create_time", "last_update_time",
+    "assessment_id",
+    "trace",
+    "span_id",
+    "kind",
+    "source_type",
+    "source_id",
+    "overrides",
+    "valid",
+    "version",
+    "created_by",
+    "created_by_key",
+    "create_time",
+    "last_update_time",
 ]
 
 
@@ -32,8 +53,16 @@ def short_json(value, limit: int = 60) -> str:
 @admin.register(Assessment)
 class AssessmentAdmin(ServiceErrorsMixin, admin.ModelAdmin):
     list_display = [
-        "assessment_id", "name", "kind", "value_display", "source_type", "source_id", "valid", "trace_id",
-        "experiment", "create_time",
+        "assessment_id",
+        "name",
+        "kind",
+        "value_display",
+        "source_type",
+        "source_id",
+        "valid",
+        "trace_id",
+        "experiment",
+        "create_time",
     ]
     list_filter = ["kind", "source_type", "valid", "experiment", "create_time"]
     search_fields = ["=assessment_id", "=trace__trace_id", "name", "source_id"]
@@ -64,9 +93,16 @@ class AssessmentAdmin(ServiceErrorsMixin, admin.ModelAdmin):
             saved = services.update_assessment(assessment=obj, actor=actor, channel="admin", **changes)
         else:
             common = dict(
-                trace=data["trace"], name=data["name"], value=data.get("value"), rationale=data.get("rationale"),
-                source_type=data["source_type"], source_id=data.get("source_id") or actor.label,
-                span_id=data.get("span_id") or None, metadata=data.get("metadata"), actor=actor, channel="admin",
+                trace=data["trace"],
+                name=data["name"],
+                value=data.get("value"),
+                rationale=data.get("rationale"),
+                source_type=data["source_type"],
+                source_id=data.get("source_id") or actor.label,
+                span_id=data.get("span_id") or None,
+                metadata=data.get("metadata"),
+                actor=actor,
+                channel="admin",
                 assessment_id=obj.assessment_id,
             )
             if data["kind"] == Assessment.Kind.EXPECTATION:
@@ -104,14 +140,36 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 class RevisionAdmin(ReadOnlyAdmin):
     """The audit trail: never edited, never deleted."""
 
-    list_display = ["created_at", "action", "channel", "actor_label", "assessment_id", "trace_id"]
+    list_display = [
+        "created_at",
+        "action",
+        "channel",
+        "actor_label",
+        "assessment_id",
+        "trace_id",
+    ]
     list_filter = ["action", "channel", "created_at"]
-    search_fields = ["=assessment_id", "=related_assessment_id", "=trace_id", "actor_label"]
+    search_fields = [
+        "=assessment_id",
+        "=related_assessment_id",
+        "=trace_id",
+        "actor_label",
+    ]
     date_hierarchy = "created_at"
     show_full_result_count = False
     fields = [
-        "created_at", "action", "channel", "actor_label", "actor_user", "actor_key", "assessment_id",
-        "related_assessment_id", "trace_id", "experiment_id", "before", "after",
+        "created_at",
+        "action",
+        "channel",
+        "actor_label",
+        "actor_user",
+        "actor_key",
+        "assessment_id",
+        "related_assessment_id",
+        "trace_id",
+        "experiment_id",
+        "before",
+        "after",
     ]
     readonly_fields = fields
 
@@ -120,9 +178,25 @@ class RevisionAdmin(ReadOnlyAdmin):
 class PendingAssessmentAdmin(ReadOnlyAdmin):
     """Feedback that arrived before its trace; the services attach or expire it."""
 
-    list_display = ["assessment_id", "trace_id", "kind", "channel", "created_at", "expires_at"]
+    list_display = [
+        "assessment_id",
+        "trace_id",
+        "kind",
+        "channel",
+        "created_at",
+        "expires_at",
+    ]
     list_filter = ["kind", "channel"]
     search_fields = ["=assessment_id", "=trace_id"]
-    fields = ["assessment_id", "trace_id", "kind", "channel", "actor_user", "actor_key", "payload", "created_at",
-              "expires_at"]
+    fields = [
+        "assessment_id",
+        "trace_id",
+        "kind",
+        "channel",
+        "actor_user",
+        "actor_key",
+        "payload",
+        "created_at",
+        "expires_at",
+    ]
     readonly_fields = fields

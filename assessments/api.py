@@ -4,6 +4,7 @@ Each write is one small APIView: parse with an `*Input` serializer, call the
 service, present with `AssessmentOut`. Optimistic concurrency: responses carry
 `ETag: "<version>"`; PATCH/DELETE honour `If-Match` (412 when stale).
 """
+
 from django.http import Http404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -29,20 +30,40 @@ from .serializers import (
 )
 
 IDEMPOTENCY_HEADER = OpenApiParameter(
-    "Idempotency-Key", {"type": "string", "minLength": 1, "maxLength": 200}, OpenApiParameter.HEADER,
+    "Idempotency-Key",
+    {"type": "string", "minLength": 1, "maxLength": 200},
+    OpenApiParameter.HEADER,
     description="A retried request with the same key returns the original result (200) and writes nothing.",
 )
 IF_MATCH_HEADER = OpenApiParameter(
-    "If-Match", {"type": "string", "pattern": r'^(\*|(W/)?"?[0-9]{1,9}"?)$'}, OpenApiParameter.HEADER,
+    "If-Match",
+    {"type": "string", "pattern": r'^(\*|(W/)?"?[0-9]{1,9}"?)$'},
+    OpenApiParameter.HEADER,
     description='The ETag ("<version>") you read; a stale one answers 412.',
 )
-TRACE_ID_PARAM = OpenApiParameter("trace_id", OpenApiTypes.STR, OpenApiParameter.PATH,
-                                  description="'tr-' + 32 lowercase hex digits")
-ASSESSMENT_ID_PARAM = OpenApiParameter("assessment_id", OpenApiTypes.STR, OpenApiParameter.PATH,
-                                       description="'a-' + 32 lowercase hex digits")
+TRACE_ID_PARAM = OpenApiParameter(
+    "trace_id",
+    OpenApiTypes.STR,
+    OpenApiParameter.PATH,
+    description="'tr-' + 32 lowercase hex digits",
+)
+ASSESSMENT_ID_PARAM = OpenApiParameter(
+    "assessment_id",
+    OpenApiTypes.STR,
+    OpenApiParameter.PATH,
+    description="'a-' + 32 lowercase hex digits",
+)
 MAX_ID_LENGTH = 50
 # Fields of an assessment that no PATCH can change (clients often send back what they read).
-IMMUTABLE_FIELDS = ("assessment_id", "trace_id", "span_id", "kind", "source", "overrides", "valid")
+IMMUTABLE_FIELDS = (
+    "assessment_id",
+    "trace_id",
+    "span_id",
+    "kind",
+    "source",
+    "overrides",
+    "valid",
+)
 
 
 def checked_id(value: str, what: str) -> str:
@@ -79,9 +100,13 @@ def default_source_id(actor) -> str:
 
 
 class TraceDetailApi(APIView):
-    @extend_schema(operation_id="traces_get", tags=["traces"], parameters=[TRACE_ID_PARAM],
-                   description="The trace with its spans (by start time) and all its assessments (oldest first).",
-                   responses={200: TraceDetailOut, **errors(404)})
+    @extend_schema(
+        operation_id="traces_get",
+        tags=["traces"],
+        parameters=[TRACE_ID_PARAM],
+        description="The trace with its spans (by start time) and all its assessments (oldest first).",
+        responses={200: TraceDetailOut, **errors(404)},
+    )
     def get(self, request, trace_id):
         trace = trace_selectors.trace_for_detail(request_actor(request), checked_id(trace_id, "Trace"))
         context = {"assessments": selectors.assessments_for_trace(trace)}
@@ -110,16 +135,30 @@ class _CreateApi(APIView):
         fields = dict(data.validated_data)
         if hold:
             pending = services.hold_pending(
-                trace_id=trace_id, kind=self.kind, actor=actor, channel="api",
-                **source_kwargs(fields, default_source_id(actor)), **fields,
+                trace_id=trace_id,
+                kind=self.kind,
+                actor=actor,
+                channel="api",
+                **source_kwargs(fields, default_source_id(actor)),
+                **fields,
             )
-            return with_etag(Response(AssessmentOut(pending).data, status=status.HTTP_201_CREATED), pending)
+            return with_etag(
+                Response(AssessmentOut(pending).data, status=status.HTTP_201_CREATED),
+                pending,
+            )
         assessment = self.service(
-            trace=trace, actor=actor, channel="api", idempotency_key=idempotency_key(request),
-            **source_kwargs(fields, default_source_id(actor)), **fields,
+            trace=trace,
+            actor=actor,
+            channel="api",
+            idempotency_key=idempotency_key(request),
+            **source_kwargs(fields, default_source_id(actor)),
+            **fields,
         )
         replayed = getattr(assessment, "replayed", False)
-        response = Response(AssessmentOut(assessment).data, status=status.HTTP_200_OK if replayed else status.HTTP_201_CREATED)
+        response = Response(
+            AssessmentOut(assessment).data,
+            status=status.HTTP_200_OK if replayed else status.HTTP_201_CREATED,
+        )
         if replayed:
             response["Idempotent-Replayed"] = "true"
         return with_etag(response, assessment)
@@ -133,10 +172,15 @@ CREATE_RESPONSES = {
 
 
 class FeedbackCreateApi(_CreateApi):
-    @extend_schema(operation_id="feedback_create", tags=["assessments"], request=FeedbackInput,
-                   parameters=[TRACE_ID_PARAM, IDEMPOTENCY_HEADER], responses=CREATE_RESPONSES,
-                   description="Log feedback on the trace (or one of its spans, `span_id`): a `value` of any JSON "
-                   "type, or an `error` when the rater failed. `source` defaults to HUMAN and the caller.")
+    @extend_schema(
+        operation_id="feedback_create",
+        tags=["assessments"],
+        request=FeedbackInput,
+        parameters=[TRACE_ID_PARAM, IDEMPOTENCY_HEADER],
+        responses=CREATE_RESPONSES,
+        description="Log feedback on the trace (or one of its spans, `span_id`): a `value` of any JSON "
+        "type, or an `error` when the rater failed. `source` defaults to HUMAN and the caller.",
+    )
     def post(self, request, trace_id):
         return super().post(request, trace_id)
 
@@ -146,25 +190,38 @@ class ExpectationCreateApi(_CreateApi):
     service = staticmethod(services.log_expectation)
     kind = "expectation"
 
-    @extend_schema(operation_id="expectations_create", tags=["assessments"], request=ExpectationInput,
-                   parameters=[TRACE_ID_PARAM, IDEMPOTENCY_HEADER], responses=CREATE_RESPONSES,
-                   description="Log an expectation (ground truth) on the trace; same shape as feedback, no error.")
+    @extend_schema(
+        operation_id="expectations_create",
+        tags=["assessments"],
+        request=ExpectationInput,
+        parameters=[TRACE_ID_PARAM, IDEMPOTENCY_HEADER],
+        responses=CREATE_RESPONSES,
+        description="Log an expectation (ground truth) on the trace; same shape as feedback, no error.",
+    )
     def post(self, request, trace_id):
         return super().post(request, trace_id)
 
 
 class TraceAssessmentListApi(APIView):
-    @extend_schema(operation_id="trace_assessments_list", tags=["assessments"], parameters=[TRACE_ID_PARAM],
-                   description="All assessments of the trace, valid and overridden, oldest first.",
-                   responses={200: AssessmentOut(many=True), **errors(404)})
+    @extend_schema(
+        operation_id="trace_assessments_list",
+        tags=["assessments"],
+        parameters=[TRACE_ID_PARAM],
+        description="All assessments of the trace, valid and overridden, oldest first.",
+        responses={200: AssessmentOut(many=True), **errors(404)},
+    )
     def get(self, request, trace_id):
         trace = trace_selectors.trace_for_detail(request_actor(request), checked_id(trace_id, "Trace"))
         return Response(AssessmentOut(selectors.assessments_for_trace(trace), many=True).data)
 
 
 class AssessmentDetailApi(APIView):
-    @extend_schema(operation_id="assessments_get", tags=["assessments"], parameters=[ASSESSMENT_ID_PARAM],
-                   responses={200: AssessmentOut, **errors(404)})
+    @extend_schema(
+        operation_id="assessments_get",
+        tags=["assessments"],
+        parameters=[ASSESSMENT_ID_PARAM],
+        responses={200: AssessmentOut, **errors(404)},
+    )
     def get(self, request, assessment_id):
         # or_pending: feedback held for a trace that has not arrived yet reads like any other
         actor = request_actor(request)
@@ -172,7 +229,9 @@ class AssessmentDetailApi(APIView):
         return with_etag(Response(AssessmentOut(assessment).data), assessment)
 
     @extend_schema(
-        operation_id="assessments_update", tags=["assessments"], request=AssessmentUpdateInput,
+        operation_id="assessments_update",
+        tags=["assessments"],
+        request=AssessmentUpdateInput,
         parameters=[ASSESSMENT_ID_PARAM, IF_MATCH_HEADER],
         description="Change name, value, error, rationale and/or metadata. Source, span and kind cannot change "
         "(sending them back unchanged is fine). Reviewers may change only their own assessments.",
@@ -192,16 +251,25 @@ class AssessmentDetailApi(APIView):
         if fixed:
             raise ValidationError(fixed)
         updated = services.update_assessment(
-            assessment=assessment, actor=actor, channel="api", expected_version=if_match_version(request),
+            assessment=assessment,
+            actor=actor,
+            channel="api",
+            expected_version=if_match_version(request),
             **data.validated_data,
         )
         updated.overridden_by_id = assessment.overridden_by_id
         return with_etag(Response(AssessmentOut(updated).data), updated)
 
-    @extend_schema(operation_id="assessments_delete", tags=["assessments"],
-                   parameters=[ASSESSMENT_ID_PARAM, IF_MATCH_HEADER],
-                   description="Delete the assessment; if it overrode another, that one becomes valid again.",
-                   responses={204: OpenApiResponse(description="Deleted"), **errors(400, 403, 404, 412)})
+    @extend_schema(
+        operation_id="assessments_delete",
+        tags=["assessments"],
+        parameters=[ASSESSMENT_ID_PARAM, IF_MATCH_HEADER],
+        description="Delete the assessment; if it overrode another, that one becomes valid again.",
+        responses={
+            204: OpenApiResponse(description="Deleted"),
+            **errors(400, 403, 404, 412),
+        },
+    )
     def delete(self, request, assessment_id):
         actor = request_actor(request)
         assessment = selectors.assessment_for(actor, checked_id(assessment_id, "Assessment"))
@@ -213,11 +281,15 @@ class AssessmentDetailApi(APIView):
 
 
 class AssessmentOverrideApi(APIView):
-    @extend_schema(operation_id="assessments_override", tags=["assessments"], request=OverrideInput,
-                   parameters=[ASSESSMENT_ID_PARAM],
-                   description="Replace a feedback with a corrected one: 201 with the new assessment; the old one "
-                   "stays, with `valid: false`. 409 for an expectation or an already overridden feedback.",
-                   responses={201: AssessmentOut, **errors(400, 403, 404, 409, 413)})
+    @extend_schema(
+        operation_id="assessments_override",
+        tags=["assessments"],
+        request=OverrideInput,
+        parameters=[ASSESSMENT_ID_PARAM],
+        description="Replace a feedback with a corrected one: 201 with the new assessment; the old one "
+        "stays, with `valid: false`. 409 for an expectation or an already overridden feedback.",
+        responses={201: AssessmentOut, **errors(400, 403, 404, 409, 413)},
+    )
     def post(self, request, assessment_id):
         actor = request_actor(request)
         assessment = selectors.assessment_for(actor, checked_id(assessment_id, "Assessment"))
@@ -225,16 +297,23 @@ class AssessmentOverrideApi(APIView):
         data.is_valid(raise_exception=True)
         fields = dict(data.validated_data)
         new = services.override_feedback(
-            assessment=assessment, actor=actor, channel="api", **source_kwargs(fields, default_source_id(actor)),
+            assessment=assessment,
+            actor=actor,
+            channel="api",
+            **source_kwargs(fields, default_source_id(actor)),
             **fields,
         )
         return with_etag(Response(AssessmentOut(new).data, status=status.HTTP_201_CREATED), new)
 
 
 class AssessmentHistoryApi(APIView):
-    @extend_schema(operation_id="assessments_history", tags=["assessments"], parameters=[ASSESSMENT_ID_PARAM],
-                   description="Every revision of the assessment, oldest first; still readable after a delete.",
-                   responses={200: RevisionOut(many=True), **errors(404)})
+    @extend_schema(
+        operation_id="assessments_history",
+        tags=["assessments"],
+        parameters=[ASSESSMENT_ID_PARAM],
+        description="Every revision of the assessment, oldest first; still readable after a delete.",
+        responses={200: RevisionOut(many=True), **errors(404)},
+    )
     def get(self, request, assessment_id):
         revisions = selectors.history_visible_to(request_actor(request), checked_id(assessment_id, "Assessment"))
         return Response(RevisionOut(revisions, many=True).data)

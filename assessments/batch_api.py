@@ -6,12 +6,13 @@ the result. The answer is deliberately small (ids, not whole assessments), so th
 a batch costs its inserts rather than its serialization.
 """
 
+from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
-from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from feedbackhub.api import errors
 from traces.authentication import request_actor
 
 from . import services
@@ -31,7 +32,9 @@ class FeedbackBatchItemInput(serializers.Serializer):
     span_id = serializers.CharField(required=False, allow_null=True)
     metadata = serializers.DictField(child=serializers.CharField(), required=False)
     idempotency_key = serializers.CharField(
-        required=False, max_length=200, help_text="A retried batch with the same key replays this item."
+        required=False,
+        max_length=200,
+        help_text="A retried batch with the same key replays this item.",
     )
 
 
@@ -52,15 +55,19 @@ class FeedbackBatchOut(serializers.Serializer):
     assessments = FeedbackBatchResultOut(many=True)
 
 
-BATCH_ERRORS = inline_serializer(
-    "FeedbackBatchErrors",
-    {
-        "detail": serializers.CharField(),
-        "items": serializers.DictField(
-            child=serializers.DictField(child=serializers.ListField(child=serializers.CharField())),
-            help_text="item index → field → messages",
-        ),
-    },
+BATCH_ERRORS = OpenApiResponse(
+    inline_serializer(
+        "FeedbackBatchErrors",
+        {
+            "detail": serializers.CharField(),
+            "items": serializers.DictField(
+                child=serializers.DictField(child=serializers.ListField(child=serializers.CharField())),
+                required=False,
+                help_text="item index → field → messages; absent when the envelope itself is wrong",
+            ),
+        },
+    ),
+    description="Nothing was written: `detail` says why and `items` names each invalid item's fields.",
 )
 
 
@@ -69,7 +76,11 @@ class FeedbackBatchApi(APIView):
         request=FeedbackBatchInput,
         responses={
             201: FeedbackBatchOut,
-            200: OpenApiResponse(FeedbackBatchOut, description="Every item was a replay; nothing was written."),
+            200: OpenApiResponse(
+                FeedbackBatchOut,
+                description="Every item was a replay; nothing was written.",
+            ),
+            **errors(413),
             400: BATCH_ERRORS,
         },
     )
@@ -77,10 +88,16 @@ class FeedbackBatchApi(APIView):
         actor = request_actor(request)
         body = request.data
         if not isinstance(body, dict) or "items" not in body:
-            raise ValidationError({"items": ["This field is required."]})
+            return Response(
+                {"detail": 'The body must be a JSON object with an "items" list.'},
+                status=status.HTTP_400_BAD_REQUEST,
+            )
         try:
             results = services.log_feedback_batch(
-                items=body["items"], actor=actor, channel="api", default_source_id=default_source_id(actor)
+                items=body["items"],
+                actor=actor,
+                channel="api",
+                default_source_id=default_source_id(actor),
             )
         except services.BatchValidationError as exc:
             count = len(exc.item_errors)
@@ -91,6 +108,11 @@ class FeedbackBatchApi(APIView):
                 },
                 status=status.HTTP_400_BAD_REQUEST,
             )
+        except DjangoValidationError as exc:  # the envelope: not a list, empty, or too many items
+            detail = "; ".join(
+                f"{field}: {message}" for field, messages in exc.message_dict.items() for message in messages
+            )
+            return Response({"detail": detail}, status=status.HTTP_400_BAD_REQUEST)
         replayed = sum(1 for assessment in results if assessment.replayed)
         payload = {
             "created": len(results) - replayed,
@@ -105,4 +127,7 @@ class FeedbackBatchApi(APIView):
                 for assessment in results
             ],
         }
-        return Response(payload, status=status.HTTP_201_CREATED if len(results) > replayed else status.HTTP_200_OK)
+        return Response(
+            payload,
+            status=status.HTTP_201_CREATED if len(results) > replayed else status.HTTP_200_OK,
+        )

@@ -3,6 +3,7 @@
 Values come in through one input per value type (thumbs, number, category, JSON); the
 `value_type` radio says which one counts, so a form without JavaScript can show all of them.
 """
+
 from __future__ import annotations
 
 import json
@@ -19,9 +20,19 @@ VALUE_TYPES = [
     ("category", "Category"),
     ("json", "JSON"),
 ]
-VALUE_INPUTS = {"boolean": "value_boolean", "number": "value_number", "category": "value_category", "json": "value_json"}
+VALUE_INPUTS = {
+    "boolean": "value_boolean",
+    "number": "value_number",
+    "category": "value_category",
+    "json": "value_json",
+}
 # Service error keys → the form field that shows them (value errors go to the active value input).
-SERVICE_FIELDS = {"name": "name", "rationale": "rationale", "metadata": "metadata", "span_id": "span_id"}
+SERVICE_FIELDS = {
+    "name": "name",
+    "rationale": "rationale",
+    "metadata": "metadata",
+    "span_id": "span_id",
+}
 
 
 def value_type_of(value) -> str:
@@ -106,13 +117,20 @@ class ValueFields(PanelForm):
     value_type = forms.ChoiceField(choices=VALUE_TYPES, initial="boolean", widget=forms.RadioSelect)
     value_boolean = forms.ChoiceField(choices=[("true", "Thumbs up"), ("false", "Thumbs down")], required=False)
     value_number = forms.CharField(
-        required=False, max_length=64, widget=forms.TextInput(attrs={"inputmode": "decimal", "autocomplete": "off"})
+        required=False,
+        max_length=64,
+        widget=forms.TextInput(attrs={"inputmode": "decimal", "autocomplete": "off"}),
     )
     value_category = forms.CharField(
-        required=False, max_length=10_000, strip=True, widget=forms.Textarea(attrs={"rows": 2})
+        required=False,
+        max_length=10_000,
+        strip=True,
+        widget=forms.Textarea(attrs={"rows": 2}),
     )
     value_json = forms.CharField(
-        required=False, strip=True, widget=forms.Textarea(attrs={"rows": 4, "class": "mono", "spellcheck": "false"})
+        required=False,
+        strip=True,
+        widget=forms.Textarea(attrs={"rows": 4, "class": "mono", "spellcheck": "false"}),
     )
 
     def set_initial_value(self, value) -> None:
@@ -151,7 +169,7 @@ class ValueFields(PanelForm):
         elif value_type == "json":
             text = data.get("value_json", "")
             if not text:
-                self.add_error("value_json", "Enter a JSON value, for example {\"score\": 3}.")
+                self.add_error("value_json", 'Enter a JSON value, for example {"score": 3}.')
             else:
                 try:
                     data["value"] = json.loads(text)
@@ -188,8 +206,11 @@ class AssessmentCreateForm(ValueFields):
     def service_kwargs(self) -> dict:
         data = self.cleaned_data
         return {
-            "name": data["name"], "value": data["value"], "rationale": data["rationale"],
-            "span_id": data["span_id"] or None, "metadata": data["metadata"],
+            "name": data["name"],
+            "value": data["value"],
+            "rationale": data["rationale"],
+            "span_id": data["span_id"] or None,
+            "metadata": data["metadata"],
         }
 
 
@@ -203,7 +224,11 @@ class AssessmentUpdateForm(ValueFields):
     @classmethod
     def for_assessment(cls, assessment: Assessment, **kwargs) -> AssessmentUpdateForm:
         form = cls(
-            initial={"rationale": assessment.rationale, "metadata": assessment.metadata, "version": assessment.version},
+            initial={
+                "rationale": assessment.rationale,
+                "metadata": assessment.metadata,
+                "version": assessment.version,
+            },
             **kwargs,
         )
         form.set_initial_value(assessment.value)

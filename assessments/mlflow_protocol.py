@@ -44,7 +44,12 @@ CHANNEL = "mlflow"
 # GetTrace(allow_partial=False) re-reads an incomplete trace after these pauses, then answers
 # 404 as MLflow does (MLflow waits 1 s and 2 s; the client's own export usually lands sooner).
 PARTIAL_RETRY_SECONDS = (0.25, 0.5)
-SOURCE_TYPES = {"HUMAN": "HUMAN", "LLM_JUDGE": "LLM_JUDGE", "AI_JUDGE": "LLM_JUDGE", "CODE": "CODE"}
+SOURCE_TYPES = {
+    "HUMAN": "HUMAN",
+    "LLM_JUDGE": "LLM_JUDGE",
+    "AI_JUDGE": "LLM_JUDGE",
+    "CODE": "CODE",
+}
 # update_mask paths, compared without underscores and case (assessmentName = assessment_name).
 UPDATE_PATHS = {
     "assessmentname": "name",
@@ -78,7 +83,10 @@ def assessment_json(assessment: Assessment) -> dict:
         "assessment_id": assessment.assessment_id,
         "assessment_name": assessment.name,
         "trace_id": assessment.trace_id,
-        "source": {"source_type": assessment.source_type, "source_id": assessment.source_id or "default"},
+        "source": {
+            "source_type": assessment.source_type,
+            "source_id": assessment.source_id or "default",
+        },
         "create_time": protocol.timestamp_json(assessment.create_time),
         "last_update_time": protocol.timestamp_json(assessment.last_update_time),
         "valid": assessment.valid,
@@ -88,7 +96,10 @@ def assessment_json(assessment: Assessment) -> dict:
     if assessment.kind == Assessment.Kind.EXPECTATION:
         if isinstance(assessment.value, (dict, list)):
             data["expectation"] = {
-                "serialized_value": {"serialization_format": "JSON_FORMAT", "value": json.dumps(assessment.value)}
+                "serialized_value": {
+                    "serialization_format": "JSON_FORMAT",
+                    "value": json.dumps(assessment.value),
+                }
             }
         else:
             data["expectation"] = {"value": assessment.value}
@@ -170,7 +181,10 @@ def parse_assessment(raw, *, trace_id: str) -> dict:
             "parameters."
         )
     raw = without_nul(raw)
-    has_feedback, has_expectation = raw.get("feedback") is not None, raw.get("expectation") is not None
+    has_feedback, has_expectation = (
+        raw.get("feedback") is not None,
+        raw.get("expectation") is not None,
+    )
     if raw.get("issue") is not None:
         raise MlflowError.invalid("Issue references are not supported by FeedbackHub; log feedback or an expectation.")
     if has_feedback == has_expectation:
@@ -225,7 +239,10 @@ def parse_assessment(raw, *, trace_id: str) -> dict:
 
 
 def _assessments_prefetch() -> Prefetch:
-    return Prefetch("assessments", queryset=Assessment.objects.order_by("create_time", "assessment_id"))
+    return Prefetch(
+        "assessments",
+        queryset=Assessment.objects.order_by("create_time", "assessment_id"),
+    )
 
 
 def trace_info(trace: Trace, *, spans_location: bool = True, pending=()) -> dict:
@@ -349,7 +366,11 @@ def start_trace(request, message, actor):
     fields = _ingest_fields(info)
     with transaction.atomic():
         trace, _ = trace_services.ingest_trace(
-            experiment=experiment, actor=actor, channel=CHANNEL, trace_id=trace_id, **fields
+            experiment=experiment,
+            actor=actor,
+            channel=CHANNEL,
+            trace_id=trace_id,
+            **fields,
         )
         _store_embedded(trace, info.get("assessments"), actor)
     services.attach_pending(trace)
@@ -434,7 +455,8 @@ def trace_artifact(request, message, actor, experiment_id, trace_id, path):
     export; GET serves the stored spans in the same format. Other artifacts are not kept."""
     if path != "traces.json":
         raise MlflowError(
-            "NOT_IMPLEMENTED", f"FeedbackHub keeps no trace artifacts other than traces.json (got {path!r})."
+            "NOT_IMPLEMENTED",
+            f"FeedbackHub keeps no trace artifacts other than traces.json (got {path!r}).",
         )
     experiment = protocol.experiment_or_404(actor, experiment_id)
     if request.method == "GET":
@@ -450,7 +472,11 @@ def trace_artifact(request, message, actor, experiment_id, trace_id, path):
     spans = _artifact_spans(request.body)
     with transaction.atomic():
         trace, _ = trace_services.ingest_trace(
-            experiment=experiment, actor=actor, channel=CHANNEL, trace_id=trace_id, spans=spans
+            experiment=experiment,
+            actor=actor,
+            channel=CHANNEL,
+            trace_id=trace_id,
+            spans=spans,
         )
     services.attach_pending(trace)
     return HttpResponse(status=200)
@@ -557,7 +583,11 @@ def _create(trace: Trace, fields: dict, actor) -> Assessment:
         return services.override_feedback(assessment=old, error=fields["error"], **common)
     if fields["kind"] == Assessment.Kind.FEEDBACK:
         return services.log_feedback(
-            trace=trace, name=fields["name"], error=fields["error"], span_id=fields["span_id"], **common
+            trace=trace,
+            name=fields["name"],
+            error=fields["error"],
+            span_id=fields["span_id"],
+            **common,
         )
     return services.log_expectation(trace=trace, name=fields["name"], span_id=fields["span_id"], **common)
 
@@ -568,7 +598,10 @@ def _duplicate(assessment_id: str | None) -> None:
         Assessment.objects.filter(pk=assessment_id).exists()
         or PendingAssessment.objects.filter(pk=assessment_id).exists()
     ):
-        raise MlflowError("RESOURCE_ALREADY_EXISTS", f"An assessment with ID '{assessment_id}' already exists.")
+        raise MlflowError(
+            "RESOURCE_ALREADY_EXISTS",
+            f"An assessment with ID '{assessment_id}' already exists.",
+        )
 
 
 def _span_pending(trace: Trace, span_id: str | None) -> bool:

@@ -11,7 +11,10 @@ from .otlp_views import otlp_traces
 
 
 def twins(route: str, view, name: str) -> list:
-    return [path(f"api/{route}", view, name=name), path(f"ajax-api/{route}", view, name=f"ajax-{name}")]
+    return [
+        path(f"api/{route}", view, name=name),
+        path(f"ajax-api/{route}", view, name=f"ajax-{name}"),
+    ]
 
 
 TRACES = "3.0/mlflow/traces"
@@ -22,11 +25,21 @@ urlpatterns = [
     *twins(f"{TRACES}/search", views.search_traces, "mlflow_search_traces"),
     *twins(f"{TRACES}/get", views.get_trace, "mlflow_get_trace"),
     *twins(f"{TRACES}/batchGet", views.batch_get_traces, "mlflow_batch_get_traces"),
-    *twins(f"{TRACES}/batchGetInfos", views.batch_get_trace_infos, "mlflow_batch_get_trace_infos"),
-    *twins(f"{TRACES}/<str:trace_id>", views.get_trace_info, "mlflow_get_trace_info"),
-    *twins(f"{TRACES}/<str:trace_id>/assessments", views.create_assessment, "mlflow_create_assessment"),
     *twins(
-        f"{TRACES}/<str:trace_id>/assessments/<str:assessment_id>", views.assessment_detail, "mlflow_assessment_detail"
+        f"{TRACES}/batchGetInfos",
+        views.batch_get_trace_infos,
+        "mlflow_batch_get_trace_infos",
+    ),
+    *twins(f"{TRACES}/<str:trace_id>", views.get_trace_info, "mlflow_get_trace_info"),
+    *twins(
+        f"{TRACES}/<str:trace_id>/assessments",
+        views.create_assessment,
+        "mlflow_create_assessment",
+    ),
+    *twins(
+        f"{TRACES}/<str:trace_id>/assessments/<str:assessment_id>",
+        views.assessment_detail,
+        "mlflow_assessment_detail",
     ),
     *twins(
         "2.0/mlflow-artifacts/artifacts/<str:experiment_id>/traces/<str:trace_id>/artifacts/<path:path>",

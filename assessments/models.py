@@ -2,6 +2,7 @@
 
 Rows are written only by `assessments.services`.
 """
+
 import math
 import uuid
 
@@ -56,12 +57,20 @@ class Assessment(models.Model):
     source_id = models.CharField(max_length=250, blank=True)
     metadata = models.JSONField(default=dict, blank=True)
     overrides = models.ForeignKey(
-        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="overridden_by"
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="overridden_by",
     )
     valid = models.BooleanField(default=True)
     version = models.PositiveIntegerField(default=1)
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
     )
     created_by_key = models.ForeignKey(ApiKey, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     create_time = models.DateTimeField()
@@ -84,7 +93,10 @@ class Assessment(models.Model):
             # filter language: EXISTS (valid assessment of this name on this trace)
             models.Index(fields=["trace", "name", "kind", "valid"], name="assessment_trace_name"),
             # experiment feedback summaries and numeric filters
-            models.Index(fields=["experiment", "kind", "name", "valid", "numeric_value"], name="assessment_exp_name"),
+            models.Index(
+                fields=["experiment", "kind", "name", "valid", "numeric_value"],
+                name="assessment_exp_name",
+            ),
         ]
 
     def __str__(self):
@@ -114,20 +126,25 @@ class Assessment(models.Model):
 
     def snapshot(self) -> dict:
         """The editable state of the row, as stored in revision before/after."""
-        return {
-            "name": self.name,
-            "kind": self.kind,
-            "value": self.value,
-            "error": self.error,
-            "rationale": self.rationale,
-            "metadata": self.metadata,
-            "source_type": self.source_type,
-            "source_id": self.source_id,
-            "span_id": self.span_id,
-            "overrides": self.overrides_id,
-            "valid": self.valid,
-            "version": self.version,
-        }
+        return {field: self.overrides_id if field == "overrides" else getattr(self, field) for field in SNAPSHOT_FIELDS}
+
+
+# The keys of a revision's before/after, in the order the history shows changes (jsonb
+# does not keep key order, so the order comes from here).
+SNAPSHOT_FIELDS = (
+    "name",
+    "kind",
+    "value",
+    "error",
+    "rationale",
+    "metadata",
+    "source_type",
+    "source_id",
+    "span_id",
+    "overrides",
+    "valid",
+    "version",
+)
 
 
 class Revision(models.Model):
@@ -159,7 +176,11 @@ class Revision(models.Model):
     action = models.CharField(max_length=12, choices=Action.choices)
     channel = models.CharField(max_length=10, choices=Channel.choices)
     actor_user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
     )
     actor_key = models.ForeignKey(ApiKey, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     actor_label = models.CharField(max_length=250, help_text="Who acted, as shown in the history.")
@@ -177,7 +198,7 @@ class Revision(models.Model):
     def changes(self) -> list[tuple[str, object, object]]:
         """(field, before, after) for every field that differs between the snapshots."""
         before, after = self.before or {}, self.after or {}
-        keys = [key for key in {**before, **after} if key != "version"]
+        keys = [key for key in SNAPSHOT_FIELDS if key != "version"]
         return [(key, before.get(key), after.get(key)) for key in keys if before.get(key) != after.get(key)]
 
 
@@ -197,7 +218,11 @@ class PendingAssessment(models.Model):
     payload = models.JSONField()
     channel = models.CharField(max_length=10, choices=Revision.Channel.choices)
     actor_user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="+",
     )
     actor_key = models.ForeignKey(ApiKey, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
     created_at = models.DateTimeField()

@@ -52,7 +52,10 @@ def _experiment(request, actor: Actor) -> Experiment:
         valid_id = experiment_id.isdigit() and len(experiment_id) <= 18
         experiment = visible_experiments(actor).filter(pk=int(experiment_id)).first() if valid_id else None
         if experiment is None:
-            raise _Refused(404, f"Experiment {experiment_id!r} ({EXPERIMENT_ID_HEADER}) not found for this API key.")
+            raise _Refused(
+                404,
+                f"Experiment {experiment_id!r} ({EXPERIMENT_ID_HEADER}) not found for this API key.",
+            )
         return experiment
     if wanted:
         experiments = visible_experiments(actor)
@@ -60,7 +63,10 @@ def _experiment(request, actor: Actor) -> Experiment:
         if experiment is None and wanted.isdigit() and len(wanted) <= 18:
             experiment = experiments.filter(pk=int(wanted)).first()
         if experiment is None:
-            raise _Refused(404, f"Experiment {wanted!r} ({EXPERIMENT_HEADER}) not found for this API key.")
+            raise _Refused(
+                404,
+                f"Experiment {wanted!r} ({EXPERIMENT_HEADER}) not found for this API key.",
+            )
         return experiment
     if actor.api_key is not None and len(actor.key_experiment_ids) == 1:
         return Experiment.objects.get(pk=next(iter(actor.key_experiment_ids)))

@@ -16,6 +16,7 @@ use takes a numbered idempotency key `public:<nonce>:<n>` in the experiment, so 
 database's unique constraint caps the uses of a token at `max_uses`, across workers
 and restarts, even under concurrent posts. A token issued by an API key dies with it.
 """
+
 from __future__ import annotations
 
 import secrets
@@ -134,7 +135,11 @@ def issue_token(
 def read_token(token: str) -> dict:
     """The claims of a valid, unexpired token; TokenRefused (403) otherwise."""
     try:
-        claims = signing.loads(token, salt=TOKEN_SALT, max_age=settings.FEEDBACKHUB_PUBLIC_TOKEN_MAX_SECONDS)
+        claims = signing.loads(
+            token,
+            salt=TOKEN_SALT,
+            max_age=settings.FEEDBACKHUB_PUBLIC_TOKEN_MAX_SECONDS,
+        )
     except signing.SignatureExpired:
         raise TokenRefused("This feedback token has expired.") from None
     except signing.BadSignature:
@@ -178,8 +183,15 @@ def log_public_feedback(*, claims: dict, name: str, value, rationale: str):
             continue
         try:
             feedback = services.log_feedback(
-                trace=trace, name=name, value=value, rationale=rationale, actor=actor, channel="public",
-                source_type="HUMAN", source_id=f"end-user:{claims['u']}", idempotency_key=key,
+                trace=trace,
+                name=name,
+                value=value,
+                rationale=rationale,
+                actor=actor,
+                channel="public",
+                source_type="HUMAN",
+                source_id=f"end-user:{claims['u']}",
+                idempotency_key=key,
             )
         except services.Conflict:
             continue  # a concurrent post with this token took the key for another name
@@ -188,7 +200,8 @@ def log_public_feedback(*, claims: dict, name: str, value, rationale: str):
             return feedback
         taken.add(key)  # a concurrent post with this token took the key
     raise TokenRefused(
-        f"This feedback token was already used {claims['m']} time(s), its limit.", status.HTTP_409_CONFLICT
+        f"This feedback token was already used {claims['m']} time(s), its limit.",
+        status.HTTP_409_CONFLICT,
     )
 
 
@@ -231,20 +244,29 @@ class ValueRangeInput(serializers.Serializer):
 
 class FeedbackTokenInput(serializers.Serializer):
     names = serializers.ListField(
-        child=serializers.CharField(max_length=250), required=False, max_length=MAX_NAMES, allow_empty=False,
+        child=serializers.CharField(max_length=250),
+        required=False,
+        max_length=MAX_NAMES,
+        allow_empty=False,
         help_text="Feedback names the token may post; any name when absent.",
     )
     value_types = serializers.ListField(
-        child=serializers.ChoiceField(choices=VALUE_TYPES), required=False, allow_empty=False,
+        child=serializers.ChoiceField(choices=VALUE_TYPES),
+        required=False,
+        allow_empty=False,
         help_text="Allowed value types; boolean, number or string when absent.",
     )
     value_range = ValueRangeInput(required=False, help_text="Inclusive bounds for numeric values (ratings).")
     max_uses = serializers.IntegerField(min_value=1, required=False, default=1)
     expires_in = serializers.IntegerField(
-        min_value=MIN_LIFETIME_SECONDS, required=False, help_text="Lifetime in seconds (default one day)."
+        min_value=MIN_LIFETIME_SECONDS,
+        required=False,
+        help_text="Lifetime in seconds (default one day).",
     )
     end_user = serializers.CharField(
-        max_length=250, required=False, allow_blank=True,
+        max_length=250,
+        required=False,
+        allow_blank=True,
         help_text="The app's id for the end user; stored only as a pseudonym.",
     )
 
@@ -255,7 +277,9 @@ class FeedbackTokenInput(serializers.Serializer):
 
     def validate_expires_in(self, value):
         if value > settings.FEEDBACKHUB_PUBLIC_TOKEN_MAX_SECONDS:
-            raise serializers.ValidationError(f"must be at most {settings.FEEDBACKHUB_PUBLIC_TOKEN_MAX_SECONDS} seconds")
+            raise serializers.ValidationError(
+                f"must be at most {settings.FEEDBACKHUB_PUBLIC_TOKEN_MAX_SECONDS} seconds"
+            )
         return value
 
 
@@ -273,9 +297,17 @@ class FeedbackTokenOut(serializers.Serializer):
 
 class FeedbackTokenCreateApi(APIView):
     @extend_schema(
-        operation_id="feedback_tokens_create", tags=["end-user feedback"], request=FeedbackTokenInput,
-        parameters=[OpenApiParameter("trace_id", OpenApiTypes.STR, OpenApiParameter.PATH,
-                                     description="'tr-' + 32 lowercase hex digits")],
+        operation_id="feedback_tokens_create",
+        tags=["end-user feedback"],
+        request=FeedbackTokenInput,
+        parameters=[
+            OpenApiParameter(
+                "trace_id",
+                OpenApiTypes.STR,
+                OpenApiParameter.PATH,
+                description="'tr-' + 32 lowercase hex digits",
+            )
+        ],
         responses={201: FeedbackTokenOut, **errors(400, 403, 404, 413)},
     )
     def post(self, request, trace_id):
@@ -286,9 +318,14 @@ class FeedbackTokenCreateApi(APIView):
         fields = data.validated_data
         value_range = fields.get("value_range")
         issued = issue_token(
-            trace=trace, actor=actor, names=fields.get("names"), value_types=fields.get("value_types"),
+            trace=trace,
+            actor=actor,
+            names=fields.get("names"),
+            value_types=fields.get("value_types"),
             value_range=(value_range["min"], value_range["max"]) if value_range else None,
-            max_uses=fields["max_uses"], lifetime_seconds=fields.get("expires_in"), end_user=fields.get("end_user"),
+            max_uses=fields["max_uses"],
+            lifetime_seconds=fields.get("expires_in"),
+            end_user=fields.get("end_user"),
         )
         issued["endpoint"] = request.build_absolute_uri("/api/v1/public/feedback")
         return Response(FeedbackTokenOut(issued).data, status=status.HTTP_201_CREATED)
@@ -333,7 +370,10 @@ class PublicFeedbackApi(APIView):
     throttle_classes = [PublicIpThrottle, PublicTokenThrottle]
 
     @extend_schema(
-        operation_id="public_feedback_create", tags=["end-user feedback"], auth=[], request=PublicFeedbackInput,
+        operation_id="public_feedback_create",
+        tags=["end-user feedback"],
+        auth=[],
+        request=PublicFeedbackInput,
         responses={
             201: PublicFeedbackOut,
             400: ERRORS[400],
@@ -343,9 +383,15 @@ class PublicFeedbackApi(APIView):
                 'outside what the token allows; `{"detail": ...}` an origin not in FEEDBACKHUB_CORS_ORIGINS.',
             ),
             404: ERRORS[404],
-            409: OpenApiResponse(OpenApiTypes.OBJECT, description='`{"token": [...]}`: the token\'s uses are spent.'),
+            409: OpenApiResponse(
+                OpenApiTypes.OBJECT,
+                description='`{"token": [...]}`: the token\'s uses are spent.',
+            ),
             413: ERRORS[413],
-            429: OpenApiResponse(OpenApiTypes.OBJECT, description="Rate limit per token and per address (Retry-After)."),
+            429: OpenApiResponse(
+                OpenApiTypes.OBJECT,
+                description="Rate limit per token and per address (Retry-After).",
+            ),
         },
     )
     def post(self, request):
@@ -355,7 +401,10 @@ class PublicFeedbackApi(APIView):
         claims = read_token(fields["token"])
         check_scope(claims, fields["name"], fields["value"])
         feedback = log_public_feedback(
-            claims=claims, name=fields["name"], value=fields["value"], rationale=fields["rationale"]
+            claims=claims,
+            name=fields["name"],
+            value=fields["value"],
+            rationale=fields["rationale"],
         )
         return Response(PublicFeedbackOut(feedback).data, status=status.HTTP_201_CREATED)
 

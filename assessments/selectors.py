@@ -1,4 +1,5 @@
 """Reads of assessments and their history, shaped for the panel and the API."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -31,9 +32,7 @@ def assessments_for_trace(trace: Trace) -> list[Assessment]:
 def assessment_for(actor: Actor, assessment_id: str) -> Assessment:
     """An assessment the actor may see, with `overridden_by_id`; Http404 otherwise."""
     replacement = Assessment.objects.filter(overrides_id=OuterRef("pk")).values("pk")[:1]
-    assessment = (
-        Assessment.objects.annotate(overridden_by_id=Subquery(replacement)).filter(pk=assessment_id).first()
-    )
+    assessment = Assessment.objects.annotate(overridden_by_id=Subquery(replacement)).filter(pk=assessment_id).first()
     if assessment is None or actor.role(assessment.experiment_id) is None:
         raise Http404(f"Assessment {assessment_id} not found.")
     return assessment
@@ -82,10 +81,18 @@ def feedback_stats_by_experiment(experiment_ids) -> dict[int, dict]:
     from django.db.models import Count
 
     rows = (
-        Assessment.objects.filter(experiment_id__in=list(experiment_ids), kind=Assessment.Kind.FEEDBACK, valid=True)
+        Assessment.objects.filter(
+            experiment_id__in=list(experiment_ids),
+            kind=Assessment.Kind.FEEDBACK,
+            valid=True,
+        )
         .order_by()
         .values("experiment_id", "name")
-        .annotate(n=Count("pk"), booleans=Count("pk", filter=IS_BOOLEAN), ups=Count("pk", filter=Q(value=True)))
+        .annotate(
+            n=Count("pk"),
+            booleans=Count("pk", filter=IS_BOOLEAN),
+            ups=Count("pk", filter=Q(value=True)),
+        )
     )
     per_experiment: dict[int, dict] = {}
     for row in rows:
@@ -205,7 +212,11 @@ def summarize_feedback(rows) -> list[Chip]:
             chip.labels[value[:40]] = chip.labels.get(value[:40], 0) + 1
     return sorted(
         chips.values(),
-        key=lambda chip: (_CHIP_ORDER[chip.kind], chip.name != MAIN_BOOLEAN_NAME, chip.name),
+        key=lambda chip: (
+            _CHIP_ORDER[chip.kind],
+            chip.name != MAIN_BOOLEAN_NAME,
+            chip.name,
+        ),
     )
 
 
@@ -272,7 +283,9 @@ def pending_as_assessment(pending) -> Assessment:
         valid=not payload.get("overridden_by"),
         version=1 + len(payload.get("updates") or ()),
         create_time=create_time,
-        last_update_time=datetime.fromisoformat(payload["last_update_time"]) if payload.get("last_update_time") else create_time,
+        last_update_time=datetime.fromisoformat(payload["last_update_time"])
+        if payload.get("last_update_time")
+        else create_time,
     )
     assessment.pending = True
     assessment.replayed = False

@@ -1,4 +1,5 @@
 """Shapes of the native API for assessments: `*Input` parse only, `*Out` present only."""
+
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
@@ -22,8 +23,17 @@ class AnyJSONField(JSONValueField):
     """Any JSON value: boolean, number, string, list, object or null, returned exactly as sent."""
 
 
-@extend_schema_field({"oneOf": [{"type": "boolean"}, {"type": "number"}, {"type": "string"},
-                               {"type": "array", "items": {}}, {"type": "object"}]})
+@extend_schema_field(
+    {
+        "oneOf": [
+            {"type": "boolean"},
+            {"type": "number"},
+            {"type": "string"},
+            {"type": "array", "items": {}},
+            {"type": "object"},
+        ]
+    }
+)
 class NonNullJSONField(AnyJSONField):
     """Any JSON value except null."""
 
@@ -45,14 +55,22 @@ class ExpectationInput(serializers.Serializer):
     rationale = serializers.CharField(required=False, allow_blank=True, default="", trim_whitespace=False)
     source = SourceInput(required=False)
     span_id = serializers.RegexField(
-        SPAN_ID_PATTERN, required=False, allow_null=True, default=None, error_messages=SPAN_ID_ERROR
+        SPAN_ID_PATTERN,
+        required=False,
+        allow_null=True,
+        default=None,
+        error_messages=SPAN_ID_ERROR,
     )
     metadata = StringMapField(required=False, default=dict)
 
 
 class FeedbackInput(ExpectationInput):
-    value = AnyJSONField(required=False, allow_null=True, default=None,
-                         help_text="Any JSON value; may be left out (or null) when `error` is given")
+    value = AnyJSONField(
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="Any JSON value; may be left out (or null) when `error` is given",
+    )
     error = ErrorInput(required=False, allow_null=True, default=None)
 
 
@@ -95,8 +113,22 @@ class AssessmentOut(serializers.ModelSerializer):
     class Meta:
         model = Assessment
         fields = [
-            "assessment_id", "trace_id", "span_id", "name", "kind", "value", "error", "rationale", "source",
-            "metadata", "overrides", "overridden_by", "valid", "version", "create_time", "last_update_time",
+            "assessment_id",
+            "trace_id",
+            "span_id",
+            "name",
+            "kind",
+            "value",
+            "error",
+            "rationale",
+            "source",
+            "metadata",
+            "overrides",
+            "overridden_by",
+            "valid",
+            "version",
+            "create_time",
+            "last_update_time",
         ]
         read_only_fields = fields
 
@@ -117,7 +149,10 @@ class AssessmentOut(serializers.ModelSerializer):
             "value": instance.value,
             "error": instance.error,
             "rationale": instance.rationale,
-            "source": {"source_type": str(instance.source_type), "source_id": str(instance.source_id)},
+            "source": {
+                "source_type": str(instance.source_type),
+                "source_id": str(instance.source_id),
+            },
             "metadata": instance.metadata,
             "overrides": instance.overrides_id,
             "overridden_by": getattr(instance, "overridden_by_id", None),
@@ -158,7 +193,15 @@ class RevisionOut(serializers.ModelSerializer):
     class Meta:
         model = Revision
         fields = [
-            "id", "assessment_id", "related_assessment_id", "trace_id", "action", "channel", "actor",
-            "created_at", "before", "after",
+            "id",
+            "assessment_id",
+            "related_assessment_id",
+            "trace_id",
+            "action",
+            "channel",
+            "actor",
+            "created_at",
+            "before",
+            "after",
         ]
         read_only_fields = fields

@@ -5,6 +5,7 @@ Entry points (HTMX forms, native API, MLflow protocol, OTLP evaluation events,
 admin) parse their input and call these functions with an `Actor` and the
 `channel` the change came through.
 """
+
 from __future__ import annotations
 
 import json
@@ -14,18 +15,37 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import DEFAULT_DB_ALIAS, IntegrityError, connection, connections, transaction
+from django.db import (
+    DEFAULT_DB_ALIAS,
+    IntegrityError,
+    connection,
+    connections,
+    transaction,
+)
 from django.utils import timezone
 
 from traces.access import OWNER, REVIEWER, Actor
 from traces.models import SPAN_ID_RE, TRACE_ID_RE, Span, Trace
 from traces.services import Conflict
 
-from .models import Assessment, PendingAssessment, Revision, new_assessment_id, numeric_projection
+from .models import (
+    Assessment,
+    PendingAssessment,
+    Revision,
+    new_assessment_id,
+    numeric_projection,
+)
 
 __all__ = [
-    "Conflict", "StaleVersion", "log_feedback", "log_expectation", "update_assessment",
-    "override_feedback", "delete_assessment", "log_feedback_batch", "BatchValidationError",
+    "Conflict",
+    "StaleVersion",
+    "log_feedback",
+    "log_expectation",
+    "update_assessment",
+    "override_feedback",
+    "delete_assessment",
+    "log_feedback_batch",
+    "BatchValidationError",
 ]
 
 UNCHANGED = object()
@@ -151,13 +171,29 @@ def _check_span(trace: Trace, span_id) -> str | None:
     return span_id
 
 
-def _record(action: str, assessment: Assessment, actor: Actor, channel: str, before, after, related=None) -> Revision:
+def _record(
+    action: str,
+    assessment: Assessment,
+    actor: Actor,
+    channel: str,
+    before,
+    after,
+    related=None,
+) -> Revision:
     revision = _revision(action, assessment, actor, channel, before, after, related)
     revision.save(force_insert=True)
     return revision
 
 
-def _revision(action: str, assessment: Assessment, actor: Actor, channel: str, before, after, related=None) -> Revision:
+def _revision(
+    action: str,
+    assessment: Assessment,
+    actor: Actor,
+    channel: str,
+    before,
+    after,
+    related=None,
+) -> Revision:
     """An unsaved revision row describing `action` on `assessment`."""
     return Revision(
         assessment_id=assessment.assessment_id,
@@ -248,7 +284,9 @@ def _create(
     with transaction.atomic():
         assessment.span_id = _check_span(trace, span_id) if overrides is None else overrides.span_id
         if idempotency_key is not None:
-            existing = Assessment.objects.filter(experiment_id=trace.experiment_id, idempotency_key=idempotency_key).first()
+            existing = Assessment.objects.filter(
+                experiment_id=trace.experiment_id, idempotency_key=idempotency_key
+            ).first()
             if existing is not None:
                 return _replayed(existing, assessment)
         try:
@@ -268,10 +306,24 @@ def _create(
             overrides.version += 1
             overrides.last_update_time = now
             overrides.save(update_fields=["valid", "version", "last_update_time"])
-            _record(Revision.Action.OVERRIDE, assessment, actor, channel, before, assessment.snapshot(),
-                    related=overrides.assessment_id)
+            _record(
+                Revision.Action.OVERRIDE,
+                assessment,
+                actor,
+                channel,
+                before,
+                assessment.snapshot(),
+                related=overrides.assessment_id,
+            )
         else:
-            _record(Revision.Action.CREATE, assessment, actor, channel, None, assessment.snapshot())
+            _record(
+                Revision.Action.CREATE,
+                assessment,
+                actor,
+                channel,
+                None,
+                assessment.snapshot(),
+            )
     assessment.replayed = False
     return assessment
 
@@ -357,9 +409,21 @@ def log_feedback(
     A repeated idempotency key returns the stored assessment with `replayed=True`.
     """
     return _create(
-        kind=Assessment.Kind.FEEDBACK, trace=trace, name=name, value=value, error=error, rationale=rationale,
-        source_type=source_type, source_id=source_id, span_id=span_id, metadata=metadata, actor=actor,
-        channel=channel, assessment_id=assessment_id, create_time=create_time, idempotency_key=idempotency_key,
+        kind=Assessment.Kind.FEEDBACK,
+        trace=trace,
+        name=name,
+        value=value,
+        error=error,
+        rationale=rationale,
+        source_type=source_type,
+        source_id=source_id,
+        span_id=span_id,
+        metadata=metadata,
+        actor=actor,
+        channel=channel,
+        assessment_id=assessment_id,
+        create_time=create_time,
+        idempotency_key=idempotency_key,
     )
 
 
@@ -381,9 +445,21 @@ def log_expectation(
 ) -> Assessment:
     """Create an expectation (ground truth) and its `create` revision. Raises as `log_feedback`."""
     return _create(
-        kind=Assessment.Kind.EXPECTATION, trace=trace, name=name, value=value, error=None, rationale=rationale,
-        source_type=source_type, source_id=source_id, span_id=span_id, metadata=metadata, actor=actor,
-        channel=channel, assessment_id=assessment_id, create_time=create_time, idempotency_key=idempotency_key,
+        kind=Assessment.Kind.EXPECTATION,
+        trace=trace,
+        name=name,
+        value=value,
+        error=None,
+        rationale=rationale,
+        source_type=source_type,
+        source_id=source_id,
+        span_id=span_id,
+        metadata=metadata,
+        actor=actor,
+        channel=channel,
+        assessment_id=assessment_id,
+        create_time=create_time,
+        idempotency_key=idempotency_key,
     )
 
 
@@ -471,10 +547,22 @@ def override_feedback(
         if old.source_type == Assessment.SourceType.HUMAN:
             _require_change_rights(old, actor, "override")
         return _create(
-            kind=Assessment.Kind.FEEDBACK, trace=old.trace, name=old.name, value=value, error=error,
-            rationale=rationale, source_type=source_type, source_id=source_id, span_id=None, metadata=metadata,
-            actor=actor, channel=channel, assessment_id=assessment_id, create_time=create_time,
-            idempotency_key=None, overrides=old,
+            kind=Assessment.Kind.FEEDBACK,
+            trace=old.trace,
+            name=old.name,
+            value=value,
+            error=error,
+            rationale=rationale,
+            source_type=source_type,
+            source_id=source_id,
+            span_id=None,
+            metadata=metadata,
+            actor=actor,
+            channel=channel,
+            assessment_id=assessment_id,
+            create_time=create_time,
+            idempotency_key=None,
+            overrides=old,
         )
 
 
@@ -498,7 +586,12 @@ def delete_assessment(*, assessment: Assessment, actor: Actor, channel: str) -> 
                 restored.last_update_time = timezone.now()
                 restored.save(update_fields=["valid", "version", "last_update_time"])
         _record(
-            Revision.Action.DELETE, current, actor, channel, current.snapshot(), None,
+            Revision.Action.DELETE,
+            current,
+            actor,
+            channel,
+            current.snapshot(),
+            None,
             related=restored.assessment_id if restored is not None else None,
         )
         current.delete()
@@ -508,8 +601,19 @@ def delete_assessment(*, assessment: Assessment, actor: Actor, channel: str) -> 
 
 MAX_BATCH_ITEMS = 1000
 BATCH_ITEM_FIELDS = frozenset(
-    {"trace_id", "name", "value", "error", "rationale", "source", "source_type", "source_id", "span_id",
-     "metadata", "idempotency_key"}
+    {
+        "trace_id",
+        "name",
+        "value",
+        "error",
+        "rationale",
+        "source",
+        "source_type",
+        "source_id",
+        "span_id",
+        "metadata",
+        "idempotency_key",
+    }
 )
 
 
@@ -645,8 +749,12 @@ def log_feedback_batch(
 
     for attempt in range(2):
         try:
-            return _write_batch(items=[cleaned[index] for index in range(len(items))], keys=seen_keys,
-                                actor=actor, channel=channel)
+            return _write_batch(
+                items=[cleaned[index] for index in range(len(items))],
+                keys=seen_keys,
+                actor=actor,
+                channel=channel,
+            )
         except IntegrityError:
             # A concurrent request stored one of the idempotency keys first: the retry replays it.
             if attempt or not seen_keys:
@@ -671,7 +779,11 @@ def _write_batch(*, items: list[dict], keys: dict, actor: Actor, channel: str) -
             key = fields["idempotency_key"]
             stored = existing.get((fields["experiment_id"], key)) if key is not None else None
             if stored is not None:
-                if (stored.trace_id, stored.name, stored.kind) != (fields["trace_id"], fields["name"], "feedback"):
+                if (stored.trace_id, stored.name, stored.kind) != (
+                    fields["trace_id"],
+                    fields["name"],
+                    "feedback",
+                ):
                     errors[index] = {"idempotency_key": ["was already used for a different assessment"]}
                 stored.replayed = True
                 results.append(stored)
@@ -787,9 +899,19 @@ def _copy_plan(model) -> list:
         elif isinstance(field, JSONField):
             # a field with its own encoder (FloatPreservingJSONEncoder) is prepared by Django
             how = "prep" if field.encoder is not None else "json"
-        elif field.get_internal_type() in ("CharField", "TextField", "IntegerField", "BigIntegerField",
-                                            "PositiveIntegerField", "FloatField", "BooleanField", "DateTimeField",
-                                            "ForeignKey", "AutoField", "BigAutoField"):
+        elif field.get_internal_type() in (
+            "CharField",
+            "TextField",
+            "IntegerField",
+            "BigIntegerField",
+            "PositiveIntegerField",
+            "FloatField",
+            "BooleanField",
+            "DateTimeField",
+            "ForeignKey",
+            "AutoField",
+            "BigAutoField",
+        ):
             how = None
         else:
             how = "prep"
@@ -872,16 +994,25 @@ def hold_pending(
         span_id = None
     elif not isinstance(span_id, str) or not SPAN_ID_RE.match(span_id):
         raise ValidationError({"span_id": "must be 16 lowercase hex digits"})
-    if assessment_id is not None and (not isinstance(assessment_id, str) or not assessment_id or len(assessment_id) > 50):
+    if assessment_id is not None and (
+        not isinstance(assessment_id, str) or not assessment_id or len(assessment_id) > 50
+    ):
         raise ValidationError({"assessment_id": "must be a string of at most 50 characters"})
     metadata = _clean_metadata(metadata)
     rationale = _clean_rationale(rationale)
     now = timezone.now()
     expire_pending(now=now)
     payload = {
-        "name": name, "value": value, "error": error, "rationale": rationale, "metadata": metadata,
-        "source_type": source_type, "source_id": source_id, "span_id": span_id,
-        "create_time": (create_time or now).isoformat(), "updates": [],
+        "name": name,
+        "value": value,
+        "error": error,
+        "rationale": rationale,
+        "metadata": metadata,
+        "source_type": source_type,
+        "source_id": source_id,
+        "span_id": span_id,
+        "create_time": (create_time or now).isoformat(),
+        "updates": [],
     }
     with transaction.atomic():
         if overrides is not None:
@@ -891,7 +1022,9 @@ def hold_pending(
             payload["overrides"] = overrides
             payload["span_id"] = old.payload.get("span_id")
         if PendingAssessment.objects.filter(**owner).count() >= MAX_PENDING_PER_KEY:
-            raise Conflict(f"This key already holds {MAX_PENDING_PER_KEY} feedback items for traces that have not arrived.")
+            raise Conflict(
+                f"This key already holds {MAX_PENDING_PER_KEY} feedback items for traces that have not arrived."
+            )
         assessment_id = assessment_id or new_assessment_id()
         if (
             Assessment.objects.filter(pk=assessment_id).exists()
@@ -955,7 +1088,11 @@ def update_pending(*, pending: PendingAssessment, actor: Actor, **changes) -> As
             raise PendingAssessment.DoesNotExist(f"Assessment {pending.pk} no longer exists.")
         view = pending_as_assessment(current)
         if "value" in cleaned or "error" in cleaned:
-            _check_value(current.kind, cleaned.get("value", view.value), cleaned.get("error", view.error))
+            _check_value(
+                current.kind,
+                cleaned.get("value", view.value),
+                cleaned.get("error", view.error),
+            )
         now = timezone.now()
         current.payload = {
             **current.payload,
@@ -982,10 +1119,19 @@ def delete_pending(*, pending: PendingAssessment, actor: Actor) -> None:
         # Overrides of this one wait for an assessment that will never exist: drop them too.
         for child in PendingAssessment.objects.filter(trace_id=current.trace_id).exclude(pk=current.pk):
             if child.payload.get("overrides") == current.pk:
-                pending_logger.info("dropping pending %s: the feedback it overrode was deleted", child.pk)
+                pending_logger.info(
+                    "dropping pending %s: the feedback it overrode was deleted",
+                    child.pk,
+                )
                 child.delete()
         current.delete()
-    pending_logger.info("pending %s %s for trace %s deleted by %s", current.kind, current.pk, current.trace_id, actor.label)
+    pending_logger.info(
+        "pending %s %s for trace %s deleted by %s",
+        current.kind,
+        current.pk,
+        current.trace_id,
+        actor.label,
+    )
 
 
 def _pending_actor(pending: PendingAssessment) -> Actor | None:
@@ -999,11 +1145,17 @@ def _pending_actor(pending: PendingAssessment) -> Actor | None:
 def _replay(trace: Trace, pending: PendingAssessment, actor: Actor) -> Assessment:
     payload = pending.payload
     common = {
-        "actor": actor, "channel": pending.channel, "value": payload.get("value"),
-        "rationale": payload.get("rationale"), "source_type": payload.get("source_type"),
-        "source_id": payload.get("source_id") or "", "metadata": payload.get("metadata"),
+        "actor": actor,
+        "channel": pending.channel,
+        "value": payload.get("value"),
+        "rationale": payload.get("rationale"),
+        "source_type": payload.get("source_type"),
+        "source_id": payload.get("source_id") or "",
+        "metadata": payload.get("metadata"),
         "assessment_id": pending.assessment_id,
-        "create_time": datetime.fromisoformat(payload["create_time"]) if payload.get("create_time") else pending.created_at,
+        "create_time": datetime.fromisoformat(payload["create_time"])
+        if payload.get("create_time")
+        else pending.created_at,
     }
     if payload.get("overrides"):
         old = Assessment.objects.filter(pk=payload["overrides"], trace_id=trace.pk).first()
@@ -1011,8 +1163,13 @@ def _replay(trace: Trace, pending: PendingAssessment, actor: Actor) -> Assessmen
             raise ValidationError({"overrides": f"{payload['overrides']} is not an assessment of trace {trace.pk}"})
         assessment = override_feedback(assessment=old, error=payload.get("error"), **common)
     elif pending.kind == Assessment.Kind.FEEDBACK:
-        assessment = log_feedback(trace=trace, name=payload["name"], error=payload.get("error"),
-                                  span_id=payload.get("span_id"), **common)
+        assessment = log_feedback(
+            trace=trace,
+            name=payload["name"],
+            error=payload.get("error"),
+            span_id=payload.get("span_id"),
+            **common,
+        )
     else:
         assessment = log_expectation(trace=trace, name=payload["name"], span_id=payload.get("span_id"), **common)
     for change in payload.get("updates") or ():
@@ -1059,7 +1216,10 @@ def attach_pending(trace: Trace, actor: Actor | None = None, channel: str | None
             if sender is None or not sender.can(trace.experiment_id, REVIEWER):
                 pending_logger.warning(
                     "dropped pending %s %s for trace %s: its sender may not write to experiment %s",
-                    pending.kind, pending.pk, trace.pk, trace.experiment_id,
+                    pending.kind,
+                    pending.pk,
+                    trace.pk,
+                    trace.experiment_id,
                 )
                 pending.delete()
                 continue
@@ -1068,9 +1228,17 @@ def attach_pending(trace: Trace, actor: Actor | None = None, channel: str | None
                 with transaction.atomic():
                     assessment = _replay(trace, pending, sender)
                     pending.delete()
-            except (ValidationError, PermissionDenied, Conflict, Assessment.DoesNotExist) as exc:
+            except (
+                ValidationError,
+                PermissionDenied,
+                Conflict,
+                Assessment.DoesNotExist,
+            ) as exc:
                 pending_logger.warning(
-                    "dropped pending %s %s for trace %s: %s", pending.kind, pending_id, trace.pk,
+                    "dropped pending %s %s for trace %s: %s",
+                    pending.kind,
+                    pending_id,
+                    trace.pk,
                     "; ".join(exc.messages) if isinstance(exc, ValidationError) else exc,
                 )
                 pending.delete()
@@ -1095,8 +1263,13 @@ def expire_pending(*, now: datetime | None = None) -> list[PendingAssessment]:
         waited_for = "span " + pending.payload["span_id"] if pending.payload.get("span_id") else "trace"
         pending_logger.warning(
             "expired pending %s %s (%r = %r) for trace %s: the %s never arrived within %s s",
-            pending.kind, pending.pk, pending.payload.get("name"), pending.payload.get("value"), pending.trace_id,
-            waited_for, settings.FEEDBACKHUB_PENDING_FEEDBACK_SECONDS,
+            pending.kind,
+            pending.pk,
+            pending.payload.get("name"),
+            pending.payload.get("value"),
+            pending.trace_id,
+            waited_for,
+            settings.FEEDBACKHUB_PENDING_FEEDBACK_SECONDS,
         )
     PendingAssessment.objects.filter(pk__in=[pending.pk for pending in expired]).delete()
     return expired

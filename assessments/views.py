@@ -9,6 +9,7 @@ write (channel "ui", source HUMAN with the reviewer's username). Outcomes:
 - refused (PermissionDenied): the panel with the reason, status 403 (plain: the 403 page);
 - clash (Conflict, StaleVersion): the panel with both versions or the reason, status 409.
 """
+
 from __future__ import annotations
 
 from urllib.parse import urlencode
@@ -42,7 +43,11 @@ KINDS = (Assessment.Kind.FEEDBACK, Assessment.Kind.EXPECTATION)
 def panel_state_from_params(params) -> dict:
     """?add=feedback|expectation[&name=…] or ?edit= / ?override= / ?history= / ?delete=<assessment id>."""
     if params.get("add") in KINDS:
-        return {"mode": "add", "add_kind": params["add"], "add_name": params.get("name", "")[:250]}
+        return {
+            "mode": "add",
+            "add_kind": params["add"],
+            "add_name": params.get("name", "")[:250],
+        }
     for mode in TARGET_MODES:
         if params.get(mode):
             return {"mode": mode, "target_id": params[mode][:50]}
@@ -91,8 +96,11 @@ def panel_context(
     for a in assessments:
         a.is_mine = actor.is_author_of(a)
         a.can_edit = is_owner or (can_add and a.is_mine)
-        a.can_override = can_add and a.kind == Assessment.Kind.FEEDBACK and a.valid and (
-            a.source_type != Assessment.SourceType.HUMAN or a.can_edit
+        a.can_override = (
+            can_add
+            and a.kind == Assessment.Kind.FEEDBACK
+            and a.valid
+            and (a.source_type != Assessment.SourceType.HUMAN or a.can_edit)
         )
         a.replacement = by_id.get(getattr(a, "overridden_by_id", None))
         a.replaced = by_id.get(a.overrides_id)
@@ -102,20 +110,42 @@ def panel_context(
 
     target = by_id.get(target_id) if target_id else None
     if mode in TARGET_MODES and target is None:
-        mode, message, message_level = None, "That assessment no longer exists; the panel shows the current state.", "error"
+        mode, message, message_level = (
+            None,
+            "That assessment no longer exists; the panel shows the current state.",
+            "error",
+        )
     elif mode == "add" and not can_add:
-        mode, message, message_level = None, "You can read this experiment's feedback but not add to it.", "error"
+        mode, message, message_level = (
+            None,
+            "You can read this experiment's feedback but not add to it.",
+            "error",
+        )
     elif mode in ("edit", "delete") and not target.can_edit:
-        mode, message, message_level = None, "You may only change your own feedback.", "error"
+        mode, message, message_level = (
+            None,
+            "You may only change your own feedback.",
+            "error",
+        )
     elif mode == "override" and not target.can_override:
-        mode, message, message_level = None, "This assessment cannot be overridden by you.", "error"
+        mode, message, message_level = (
+            None,
+            "This assessment cannot be overridden by you.",
+            "error",
+        )
 
     if mode == "add" and add_kind not in KINDS:
         add_kind = Assessment.Kind.FEEDBACK
     main_name = selectors.main_boolean_name(exp_id, assessments)
     my_thumb = None
     for a in assessments:
-        if a.is_mine and a.valid and a.kind == Assessment.Kind.FEEDBACK and a.name == main_name and isinstance(a.value, bool):
+        if (
+            a.is_mine
+            and a.valid
+            and a.kind == Assessment.Kind.FEEDBACK
+            and a.name == main_name
+            and isinstance(a.value, bool)
+        ):
             my_thumb = a.value
     if form is None:
         if mode == "add":
@@ -133,7 +163,9 @@ def panel_context(
     add_group = None
     if mode == "add":
         typed = (form["name"].value() or "").strip()
-        names_here = {g["name"] for g in (feedback_groups if add_kind == Assessment.Kind.FEEDBACK else expectation_groups)}
+        names_here = {
+            g["name"] for g in (feedback_groups if add_kind == Assessment.Kind.FEEDBACK else expectation_groups)
+        }
         add_group = typed if typed in names_here else None
     conflict_by = None
     if conflict is not None:
@@ -169,7 +201,11 @@ def panel_context(
         "panel_url": panel_url,
         "panel_refresh_url": panel_url + (f"?{urlencode(context_params)}" if context_params else ""),
         # Hidden inputs carrying the list context in every panel form, rendered once per panel.
-        "ctx_inputs": format_html_join("", '<input type="hidden" name="{}" value="{}">', sorted(context_params.items())),
+        "ctx_inputs": format_html_join(
+            "",
+            '<input type="hidden" name="{}" value="{}">',
+            sorted(context_params.items()),
+        ),
         "trace_page_url": trace_url + (f"?{ctx.query(span=selected_span_id or '')}" if context_params else ""),
     }
 
@@ -185,7 +221,15 @@ def _type_used(assessments: list[Assessment], name: str, default: str) -> str:
 
 
 # Groups read top-down from the reviewer's own verdicts to machine details.
-TYPE_RANK = {"boolean": 0, "number": 1, "string": 2, "error": 3, "list": 4, "object": 4, "none": 5}
+TYPE_RANK = {
+    "boolean": 0,
+    "number": 1,
+    "string": 2,
+    "error": 3,
+    "list": 4,
+    "object": 4,
+    "none": 5,
+}
 
 
 def _groups(assessments: list[Assessment], kind: str, main_name: str | None = None) -> list[dict]:
@@ -211,12 +255,25 @@ def _params(request):
     return request.POST if request.method == "POST" else request.GET
 
 
-def respond(request: HtmxHttpRequest, actor: Actor, trace: Trace, *, status: int = 200, changed: bool = False, **panel) -> HttpResponse:
+def respond(
+    request: HtmxHttpRequest,
+    actor: Actor,
+    trace: Trace,
+    *,
+    status: int = 200,
+    changed: bool = False,
+    **panel,
+) -> HttpResponse:
     """The panel fragment (htmx) or the whole trace page (plain request) in the given state."""
     if request.htmx:
         params = _params(request)
         context = panel_context(
-            request, actor, trace, ctx=ListContext.from_params(params), selected_span_id=params.get("span") or None, **panel
+            request,
+            actor,
+            trace,
+            ctx=ListContext.from_params(params),
+            selected_span_id=params.get("span") or None,
+            **panel,
         )
         response = render(request, PANEL_TEMPLATE, context, status=status)
         if changed:
@@ -225,11 +282,25 @@ def respond(request: HtmxHttpRequest, actor: Actor, trace: Trace, *, status: int
     return render_trace_page(request, actor, trace.trace_id, panel=panel, status=status)
 
 
-def done(request: HtmxHttpRequest, actor: Actor, trace: Trace, message: str, focus: str | None = None) -> HttpResponse:
+def done(
+    request: HtmxHttpRequest,
+    actor: Actor,
+    trace: Trace,
+    message: str,
+    focus: str | None = None,
+) -> HttpResponse:
     """After a successful write: the fresh panel (htmx) or a redirect to the trace page (plain).
     `focus` names the assessment the reviewer's focus (and the page anchor) moves to."""
     if request.htmx:
-        return respond(request, actor, trace, changed=True, message=message, message_level="success", focus_id=focus)
+        return respond(
+            request,
+            actor,
+            trace,
+            changed=True,
+            message=message,
+            message_level="success",
+            focus_id=focus,
+        )
     params = request.POST
     ctx = ListContext.from_params(params)
     span = params.get("span", "")
@@ -240,12 +311,22 @@ def done(request: HtmxHttpRequest, actor: Actor, trace: Trace, message: str, foc
 
 def refused(request: HtmxHttpRequest, actor: Actor, trace: Trace, exc: PermissionDenied) -> HttpResponse:
     if request.htmx:
-        return respond(request, actor, trace, status=403, message=str(exc) or "You may not do that.", message_level="error")
+        return respond(
+            request,
+            actor,
+            trace,
+            status=403,
+            message=str(exc) or "You may not do that.",
+            message_level="error",
+        )
     raise exc
 
 
 def _source(request) -> dict:
-    return {"source_type": Assessment.SourceType.HUMAN, "source_id": request.user.get_username()}
+    return {
+        "source_type": Assessment.SourceType.HUMAN,
+        "source_id": request.user.get_username(),
+    }
 
 
 def _assessment_and_trace(actor: Actor, assessment_id: str) -> tuple[Assessment, Trace]:
@@ -271,21 +352,36 @@ def assessment_panel(request: HtmxHttpRequest, trace_id: str) -> HttpResponse:
 def _create(request: HtmxHttpRequest, trace_id: str, kind: str) -> HttpResponse:
     actor = Actor.for_user(request.user)
     trace = trace_selectors.trace_for(actor, trace_id)
-    state = {"mode": "add", "add_kind": kind, "add_name": _params(request).get("name", "")[:250]}
+    state = {
+        "mode": "add",
+        "add_kind": kind,
+        "add_name": _params(request).get("name", "")[:250],
+    }
     if request.method == "GET":
         return respond(request, actor, trace, **state)
     form = AssessmentCreateForm(request.POST)
     if form.is_valid():
         service = services.log_feedback if kind == Assessment.Kind.FEEDBACK else services.log_expectation
         try:
-            created = service(trace=trace, actor=actor, channel="ui", **_source(request), **form.service_kwargs())
+            created = service(
+                trace=trace,
+                actor=actor,
+                channel="ui",
+                **_source(request),
+                **form.service_kwargs(),
+            )
         except PermissionDenied as exc:
             return refused(request, actor, trace, exc)
         except ValidationError as exc:
             form.add_service_error(exc)
         else:
-            return done(request, actor, trace, f"Added {created.get_kind_display().lower()} “{created.name}”.",
-                        focus=created.assessment_id)
+            return done(
+                request,
+                actor,
+                trace,
+                f"Added {created.get_kind_display().lower()} “{created.name}”.",
+                focus=created.assessment_id,
+            )
     return respond(request, actor, trace, form=form, **state)
 
 
@@ -311,14 +407,24 @@ def feedback_thumb(request: HtmxHttpRequest, trace_id: str) -> HttpResponse:
     trace = trace_selectors.trace_for(actor, trace_id)
     form = ThumbForm(request.POST)
     if not form.is_valid():
-        return respond(request, actor, trace, status=200 if request.htmx else 400,
-                       message="Choose thumbs up or thumbs down.", message_level="error")
+        return respond(
+            request,
+            actor,
+            trace,
+            status=200 if request.htmx else 400,
+            message="Choose thumbs up or thumbs down.",
+            message_level="error",
+        )
     value = form.cleaned_data["value"] == "true"
     assessments = selectors.assessments_for_trace(trace)
     name = form.cleaned_data["name"] or selectors.main_boolean_name(trace.experiment_id, assessments)
     mine = [
-        a for a in assessments
-        if a.valid and a.kind == Assessment.Kind.FEEDBACK and a.name == name and isinstance(a.value, bool)
+        a
+        for a in assessments
+        if a.valid
+        and a.kind == Assessment.Kind.FEEDBACK
+        and a.name == name
+        and isinstance(a.value, bool)
         and actor.is_author_of(a)
     ]
     try:
@@ -327,13 +433,32 @@ def feedback_thumb(request: HtmxHttpRequest, trace_id: str) -> HttpResponse:
             if rated.value != value:
                 services.update_assessment(assessment=rated, actor=actor, channel="ui", value=value)
         else:
-            rated = services.log_feedback(trace=trace, name=name, value=value, actor=actor, channel="ui", **_source(request))
+            rated = services.log_feedback(
+                trace=trace,
+                name=name,
+                value=value,
+                actor=actor,
+                channel="ui",
+                **_source(request),
+            )
     except PermissionDenied as exc:
         return refused(request, actor, trace, exc)
     except ValidationError as exc:
-        return respond(request, actor, trace, status=200 if request.htmx else 400,
-                       message=" ".join(exc.messages), message_level="error")
-    return done(request, actor, trace, f"Rated {name}: thumbs {'up' if value else 'down'}.", focus=rated.assessment_id)
+        return respond(
+            request,
+            actor,
+            trace,
+            status=200 if request.htmx else 400,
+            message=" ".join(exc.messages),
+            message_level="error",
+        )
+    return done(
+        request,
+        actor,
+        trace,
+        f"Rated {name}: thumbs {'up' if value else 'down'}.",
+        focus=rated.assessment_id,
+    )
 
 
 @login_required
@@ -350,24 +475,47 @@ def assessment_update(request: HtmxHttpRequest, assessment_id: str) -> HttpRespo
     if form.is_valid():
         try:
             services.update_assessment(
-                assessment=assessment, actor=actor, channel="ui",
-                expected_version=form.cleaned_data["version"], **form.service_kwargs(assessment),
+                assessment=assessment,
+                actor=actor,
+                channel="ui",
+                expected_version=form.cleaned_data["version"],
+                **form.service_kwargs(assessment),
             )
         except services.StaleVersion as exc:
             data = request.POST.copy()
             data["version"] = str(exc.assessment.version)
             form = AssessmentUpdateForm(data)
             form.is_valid()
-            return respond(request, actor, trace, status=409, form=form, conflict=exc.assessment, **state)
+            return respond(
+                request,
+                actor,
+                trace,
+                status=409,
+                form=form,
+                conflict=exc.assessment,
+                **state,
+            )
         except PermissionDenied as exc:
             return refused(request, actor, trace, exc)
         except ValidationError as exc:
             form.add_service_error(exc)
         except Assessment.DoesNotExist:
-            return respond(request, actor, trace, status=409, message="This assessment was deleted meanwhile.",
-                           message_level="error")
+            return respond(
+                request,
+                actor,
+                trace,
+                status=409,
+                message="This assessment was deleted meanwhile.",
+                message_level="error",
+            )
         else:
-            return done(request, actor, trace, f"Saved “{assessment.name}”.", focus=assessment.assessment_id)
+            return done(
+                request,
+                actor,
+                trace,
+                f"Saved “{assessment.name}”.",
+                focus=assessment.assessment_id,
+            )
     return respond(request, actor, trace, form=form, **state)
 
 
@@ -384,20 +532,43 @@ def assessment_override(request: HtmxHttpRequest, assessment_id: str) -> HttpRes
     if form.is_valid():
         try:
             correction = services.override_feedback(
-                assessment=assessment, actor=actor, channel="ui", value=form.cleaned_data["value"],
-                rationale=form.cleaned_data["rationale"], **_source(request),
+                assessment=assessment,
+                actor=actor,
+                channel="ui",
+                value=form.cleaned_data["value"],
+                rationale=form.cleaned_data["rationale"],
+                **_source(request),
             )
         except PermissionDenied as exc:
             return refused(request, actor, trace, exc)
         except services.Conflict as exc:
-            return respond(request, actor, trace, status=409, message=str(exc), message_level="error")
+            return respond(
+                request,
+                actor,
+                trace,
+                status=409,
+                message=str(exc),
+                message_level="error",
+            )
         except ValidationError as exc:
             form.add_service_error(exc)
         except Assessment.DoesNotExist:
-            return respond(request, actor, trace, status=409, message="This assessment was deleted meanwhile.",
-                           message_level="error")
+            return respond(
+                request,
+                actor,
+                trace,
+                status=409,
+                message="This assessment was deleted meanwhile.",
+                message_level="error",
+            )
         else:
-            return done(request, actor, trace, f"Overrode “{assessment.name}”.", focus=correction.assessment_id)
+            return done(
+                request,
+                actor,
+                trace,
+                f"Overrode “{assessment.name}”.",
+                focus=correction.assessment_id,
+            )
     return respond(request, actor, trace, form=form, **state)
 
 
@@ -414,7 +585,12 @@ def assessment_delete(request: HtmxHttpRequest, assessment_id: str) -> HttpRespo
         services.delete_assessment(assessment=assessment, actor=actor, channel="ui")
     except PermissionDenied as exc:
         return refused(request, actor, trace, exc)
-    return done(request, actor, trace, f"Deleted “{assessment.name}”. Its history stays available.")
+    return done(
+        request,
+        actor,
+        trace,
+        f"Deleted “{assessment.name}”. Its history stays available.",
+    )
 
 
 @login_required
@@ -430,5 +606,11 @@ def assessment_history(request: HtmxHttpRequest, assessment_id: str) -> HttpResp
     trace = Trace.objects.filter(pk=revisions[0].trace_id).select_related("experiment").first() if revisions else None
     if trace is None:
         raise Http404("The trace of this assessment no longer exists.")
-    context.update({"trace": trace, "current": Assessment.objects.filter(pk=assessment_id).first(), "standalone": True})
+    context.update(
+        {
+            "trace": trace,
+            "current": Assessment.objects.filter(pk=assessment_id).first(),
+            "standalone": True,
+        }
+    )
     return render(request, "assessments/assessment_history.html", context)

@@ -1,5 +1,6 @@
 """DRF plumbing shared by the apps: the JSON parser, the exception handler, the API key's
 OpenAPI security scheme and the documented error responses."""
+
 from django.core.exceptions import ObjectDoesNotExist
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -99,7 +100,9 @@ ERRORS = {
     403: OpenApiResponse(DetailOut, description="The caller's role in the experiment does not allow this."),
     404: OpenApiResponse(DetailOut, description="Not found, or not visible to the caller."),
     409: OpenApiResponse(DetailOut, description="Conflicts with the stored state."),
-    412: OpenApiResponse(DetailOut, description="If-Match names an older version (the ETag header has the current one)."),
+    412: OpenApiResponse(
+        DetailOut, description="If-Match names an older version (the ETag header has the current one)."
+    ),
     413: OpenApiResponse(DetailOut, description="The request body is over FEEDBACKHUB_MAX_BODY_BYTES."),
     429: OpenApiResponse(DetailOut, description="Rate limited; retry after the Retry-After header's seconds."),
 }

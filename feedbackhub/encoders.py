@@ -8,9 +8,10 @@ negative exponent (`1e-07`) already keep theirs. Everything else is json.JSONEnc
 
 Use: `models.JSONField(encoder=FloatPreservingJSONEncoder)` (a no-op migration).
 """
+
 import json
 from decimal import Decimal
-from json.encoder import _make_iterencode, encode_basestring, encode_basestring_ascii, INFINITY
+from json.encoder import INFINITY, _make_iterencode, encode_basestring, encode_basestring_ascii
 
 
 def float_text(value: float) -> str:
@@ -30,6 +31,14 @@ class FloatPreservingJSONEncoder(json.JSONEncoder):
         markers = {} if self.check_circular else None
         encoder = encode_basestring_ascii if self.ensure_ascii else encode_basestring
         return _make_iterencode(
-            markers, self.default, encoder, self.indent, float_text, self.key_separator, self.item_separator,
-            self.sort_keys, self.skipkeys, _one_shot,
+            markers,
+            self.default,
+            encoder,
+            self.indent,
+            float_text,
+            self.key_separator,
+            self.item_separator,
+            self.sort_keys,
+            self.skipkeys,
+            _one_shot,
         )(o, 0)

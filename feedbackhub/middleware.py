@@ -1,4 +1,5 @@
 """Cross-cutting request guards: load-balancer probes, body size limit and database-outage answers."""
+
 import logging
 
 from django.conf import settings
@@ -27,7 +28,10 @@ def database_unavailable(request, exception: Exception) -> JsonResponse:
     """The fast 503 + Retry-After that replaces an HTML 500 while the database is unreachable."""
     logger.warning(
         "database unavailable on %s %s: %s: %s",
-        request.method, request.path, exception.__class__.__name__, str(exception).strip()[:200],
+        request.method,
+        request.path,
+        exception.__class__.__name__,
+        str(exception).strip()[:200],
     )
     response = error_response(request, 503, "The database is unavailable; retry shortly.", "TEMPORARILY_UNAVAILABLE")
     response["Retry-After"] = str(RETRY_AFTER_SECONDS)

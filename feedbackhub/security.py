@@ -5,6 +5,7 @@ policy and COOP; XFrameOptionsMiddleware denies framing. This module adds the
 Content-Security-Policy (only our own scripts and styles, so no inline code or
 inline event handlers run) and a per-username+address login failure counter.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -28,7 +29,9 @@ class SecurityHeadersMiddleware:
 
     def __init__(self, get_response):
         self.get_response = get_response
-        self.header = "Content-Security-Policy-Report-Only" if settings.FEEDBACKHUB_CSP_REPORT_ONLY else "Content-Security-Policy"
+        self.header = (
+            "Content-Security-Policy-Report-Only" if settings.FEEDBACKHUB_CSP_REPORT_ONLY else "Content-Security-Policy"
+        )
         self.policy = settings.FEEDBACKHUB_CSP
         self.relaxed_policy = self.policy.replace("style-src 'self'", "style-src 'self' 'unsafe-inline'")
 

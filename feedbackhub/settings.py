@@ -5,6 +5,7 @@ project root, throwaway secret key). Production sets DJANGO_DEBUG=false,
 DJANGO_SECRET_KEY (or DJANGO_SECRET_KEY_FILE), DJANGO_ALLOWED_HOSTS and
 DATABASE_URL; see the README for every variable.
 """
+
 import os
 from pathlib import Path
 
@@ -126,14 +127,20 @@ if IS_POSTGRES and env_int("DB_POOL_MAX", 0) > 0:
         # timeout: how long a request waits for a pooled connection. While the database is
         # down every request waits this long before its 503, holding a gunicorn thread (and
         # queueing /healthz behind it), so keep it short (tests/reliability measure it).
-        "min_size": 1, "max_size": env_int("DB_POOL_MAX", 0), "timeout": env_int("DB_POOL_TIMEOUT", 2),
+        "min_size": 1,
+        "max_size": env_int("DB_POOL_MAX", 0),
+        "timeout": env_int("DB_POOL_TIMEOUT", 2),
     }
 if IS_POSTGRES:
     # A dead database must answer fast (503), not hang a worker.
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", env_int("DB_CONNECT_TIMEOUT", 3))
 else:
     DATABASES["default"].setdefault("OPTIONS", {}).update(
-        {"timeout": 20, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"}
+        {
+            "timeout": 20,
+            "transaction_mode": "IMMEDIATE",
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        }
     )
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -262,7 +269,10 @@ REST_FRAMEWORK["DEFAULT_THROTTLE_CLASSES"] = [
 ]
 if env_str("DJANGO_CACHE_DIR"):
     CACHES = {
-        "default": {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache", "LOCATION": env_str("DJANGO_CACHE_DIR")}
+        "default": {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": env_str("DJANGO_CACHE_DIR"),
+        }
     }
 
 # Login brute-force protection: after N failures for one username from one address, that pair

@@ -5,6 +5,7 @@ enough for the ingest path). Rates come from settings.FEEDBACKHUB_RATE_LIMITS, r
 on every request, as "<count>/<second|minute|hour|day>"; an empty rate turns the
 limit off. Over the limit DRF answers 429 with `Retry-After` (seconds to the next window).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -22,7 +23,7 @@ PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 def parse_rate(rate: str | None) -> tuple[int, int] | None:
-    """"100/minute" → (100, 60); None or "" → None."""
+    """ "100/minute" → (100, 60); None or "" → None."""
     if not rate:
         return None
     count, _, period = rate.partition("/")

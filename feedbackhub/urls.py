@@ -1,4 +1,5 @@
 """Root URLs: pages, admin, the native API, its schema and docs, health checks."""
+
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView

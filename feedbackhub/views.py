@@ -3,6 +3,7 @@
 /healthz answers while the process runs; /readyz also needs the database. Both are
 served by RequestGuardMiddleware before host checks, sessions and SSL redirects.
 """
+
 import sys
 
 from django.contrib.auth import views as auth_views

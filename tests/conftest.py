@@ -1,4 +1,5 @@
 """Shared fixtures: the personas (reviewer, other_reviewer, viewer, owner, staff), clients, a trace."""
+
 import pytest
 from django.core.cache import cache
 from rest_framework.test import APIClient
@@ -73,7 +74,9 @@ def outsider(django_user_model, experiment):
 
 @pytest.fixture
 def staff(django_user_model):
-    return django_user_model.objects.create_user(username="charlie", password="pw-charlie", is_staff=True, is_superuser=True)
+    return django_user_model.objects.create_user(
+        username="charlie", password="pw-charlie", is_staff=True, is_superuser=True
+    )
 
 
 @pytest.fixture

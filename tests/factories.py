@@ -1,4 +1,5 @@
 """Plain helpers that build rows for tests, always through the services."""
+
 import itertools
 import uuid
 
@@ -43,9 +44,7 @@ def make_spans(count: int, start_ns: int = 1_790_000_000_000_000_000) -> list[di
 def make_trace(experiment=None, spans=1, actor=SYSTEM, **fields):
     experiment = experiment or make_experiment()
     span_list = make_spans(spans) if isinstance(spans, int) else spans
-    trace, _ = trace_services.ingest_trace(
-        experiment=experiment, actor=actor, channel="api", spans=span_list, **fields
-    )
+    trace, _ = trace_services.ingest_trace(experiment=experiment, actor=actor, channel="api", spans=span_list, **fields)
     return trace
 
 
@@ -56,7 +55,9 @@ def make_feedback(trace, name="user_satisfaction", value=True, actor=SYSTEM, cha
 
 
 def make_expectation(trace, name="expected_answer", value="MLflow is a platform.", actor=SYSTEM, **kwargs):
-    return assessment_services.log_expectation(trace=trace, name=name, value=value, actor=actor, channel="api", **kwargs)
+    return assessment_services.log_expectation(
+        trace=trace, name=name, value=value, actor=actor, channel="api", **kwargs
+    )
 
 
 def make_api_key(*experiments, label="test key") -> tuple[ApiKey, str]:

@@ -3,6 +3,7 @@ a user outside the experiment, viewer, reviewer, owner, staff and the experiment
 
 Outsiders get 404 (existence is not leaked), members without the needed role get 403.
 """
+
 import pytest
 from rest_framework.test import APIClient
 
@@ -47,8 +48,16 @@ def expect(table: dict[str, int]):
     return pytest.mark.parametrize("persona, status", list(table.items()))
 
 
-READ = {"anonymous": 401, "other_key": 404, "outsider": 404, "viewer": 200, "reviewer": 200, "owner": 200,
-        "staff": 200, "own_key": 200}
+READ = {
+    "anonymous": 401,
+    "other_key": 404,
+    "outsider": 404,
+    "viewer": 200,
+    "reviewer": 200,
+    "owner": 200,
+    "staff": 200,
+    "own_key": 200,
+}
 CREATE = {**READ, "viewer": 403, "reviewer": 201, "owner": 201, "staff": 201, "own_key": 201}
 CHANGE_OTHERS = {**READ, "viewer": 403, "reviewer": 403}
 DELETE_OTHERS = {**CHANGE_OTHERS, "owner": 204, "staff": 204, "own_key": 204}
@@ -94,8 +103,9 @@ def test_ingest_trace(as_persona, experiment, persona, status):
 @expect(CREATE)
 @pytest.mark.parametrize("kind", ["feedback", "expectations"])
 def test_create_assessment(as_persona, trace, persona, status, kind):
-    response = as_persona(persona).post(f"/api/v1/traces/{trace.trace_id}/{kind}", {"name": "n", "value": 1},
-                                        format="json")
+    response = as_persona(persona).post(
+        f"/api/v1/traces/{trace.trace_id}/{kind}", {"name": "n", "value": 1}, format="json"
+    )
     assert response.status_code == status
     assert Assessment.objects.filter(name="n").exists() is (status == 201)
 
@@ -117,22 +127,27 @@ def test_delete_someone_elses_feedback(as_persona, users_feedback, persona, stat
 
 @expect(OVERRIDE_JUDGE)
 def test_override_a_judge_score(as_persona, judge_feedback, persona, status):
-    response = as_persona(persona).post(f"/api/v1/assessments/{judge_feedback.pk}/override", {"value": 0.9},
-                                        format="json")
+    response = as_persona(persona).post(
+        f"/api/v1/assessments/{judge_feedback.pk}/override", {"value": 0.9}, format="json"
+    )
     assert response.status_code == status
 
 
 @expect(OVERRIDE_OTHERS_HUMAN)
 def test_override_someone_elses_human_feedback(as_persona, users_feedback, persona, status):
-    response = as_persona(persona).post(f"/api/v1/assessments/{users_feedback.pk}/override", {"value": False},
-                                        format="json")
+    response = as_persona(persona).post(
+        f"/api/v1/assessments/{users_feedback.pk}/override", {"value": False}, format="json"
+    )
     assert response.status_code == status
 
 
 def test_a_reviewer_may_change_and_delete_their_own_feedback(as_persona, trace):
     client = as_persona("reviewer")
-    created = client.post(f"/api/v1/traces/{trace.trace_id}/feedback", {"name": "rating", "value": 3,
-                                                                        "span_id": span_id(1)}, format="json")
+    created = client.post(
+        f"/api/v1/traces/{trace.trace_id}/feedback",
+        {"name": "rating", "value": 3, "span_id": span_id(1)},
+        format="json",
+    )
     assessment_id = created.json()["assessment_id"]
     assert created.json()["source"] == {"source_type": "HUMAN", "source_id": "alice"}
     assert client.patch(f"/api/v1/assessments/{assessment_id}", {"value": 4}, format="json").status_code == 200
@@ -140,11 +155,16 @@ def test_a_reviewer_may_change_and_delete_their_own_feedback(as_persona, trace):
 
 
 def test_another_reviewer_may_not_change_it(as_persona, trace, other_reviewer):
-    created = as_persona("reviewer").post(f"/api/v1/traces/{trace.trace_id}/feedback", {"name": "r", "value": 3},
-                                          format="json").json()
+    created = (
+        as_persona("reviewer")
+        .post(f"/api/v1/traces/{trace.trace_id}/feedback", {"name": "r", "value": 3}, format="json")
+        .json()
+    )
     client = APIClient()
     client.force_login(other_reviewer)
-    assert client.patch(f"/api/v1/assessments/{created['assessment_id']}", {"value": 1}, format="json").status_code == 403
+    assert (
+        client.patch(f"/api/v1/assessments/{created['assessment_id']}", {"value": 1}, format="json").status_code == 403
+    )
 
 
 def test_session_writes_need_the_csrf_token(reviewer, trace):

@@ -4,6 +4,7 @@ Every operation gets generated requests, sent with a real API key; about half of
 trace and assessment that exist, so the fuzzer gets past the 404s. No answer may be a 5xx, and
 every answer must match the schema: a documented status code, content type, headers and body.
 """
+
 import pytest
 import schemathesis
 from django.core.signals import request_finished, request_started
@@ -64,8 +65,12 @@ def fuzz_data(db):
 
 @pytest.mark.django_db
 @schema.parametrize()
-@settings(max_examples=40, deadline=None, derandomize=True, database=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
-                                 HealthCheck.filter_too_much])
+@settings(
+    max_examples=40,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
 def test_api_answers_every_generated_request_within_its_schema(case, fuzz_data, keep_test_connection):
     case.call_and_validate(headers={"Authorization": f"Bearer {RAW_KEY}"}, checks=CHECKS)

@@ -1,4 +1,5 @@
 """Management commands: createapikey and load_demo."""
+
 from io import StringIO
 
 import pytest
@@ -64,8 +65,15 @@ def debug(settings):
 
 
 def counts():
-    return (Experiment.objects.count(), Trace.objects.count(), Span.objects.count(), Assessment.objects.count(),
-            Revision.objects.count(), ApiKey.objects.count(), get_user_model().objects.count())
+    return (
+        Experiment.objects.count(),
+        Trace.objects.count(),
+        Span.objects.count(),
+        Assessment.objects.count(),
+        Revision.objects.count(),
+        ApiKey.objects.count(),
+        get_user_model().objects.count(),
+    )
 
 
 def test_load_demo_is_idempotent_and_prints_the_same_key(debug):
@@ -120,10 +128,14 @@ def test_load_demo_creates_working_logins_and_key(debug, client):
     assert Membership.objects.get(user=reviewer).role == "reviewer"
     assert client.login(username="admin", password="admin")
     demo_key = "fh_demo_key_change_me_0000000000000000000000"
-    response = client_with(demo_key).post("/api/v1/traces", {"spans": [{
-        "span_id": "00000000000000aa", "name": "hello", "start_time_ns": 1, "end_time_ns": 2}]}, format="json")
+    response = client_with(demo_key).post(
+        "/api/v1/traces",
+        {"spans": [{"span_id": "00000000000000aa", "name": "hello", "start_time_ns": 1, "end_time_ns": 2}]},
+        format="json",
+    )
     assert response.status_code == 201 and response.json()["experiment_id"] == str(
-        Experiment.objects.get(name="rag-demo").pk)
+        Experiment.objects.get(name="rag-demo").pk
+    )
 
 
 def test_load_demo_key_comes_from_the_environment(debug, monkeypatch):

@@ -7,6 +7,7 @@
 
 FEEDBACKHUB_FUZZ_EXAMPLES sets the number of examples per property (default 150).
 """
+
 import json
 import math
 import os
@@ -56,8 +57,12 @@ def same(a, b) -> bool:
 
 @pytest.mark.django_db
 @PROPERTY
-@given(value=JSON_VALUES, rationale=TEXT, metadata=st.dictionaries(TEXT, TEXT, max_size=3),
-       kind=st.sampled_from(["feedback", "expectations"]))
+@given(
+    value=JSON_VALUES,
+    rationale=TEXT,
+    metadata=st.dictionaries(TEXT, TEXT, max_size=3),
+    kind=st.sampled_from(["feedback", "expectations"]),
+)
 def test_assessment_values_round_trip_through_the_api(api_client, trace, value, rationale, metadata, kind):
     body = {"name": "fuzzed", "value": value, "rationale": rationale, "metadata": metadata}
     created = api_client.post(f"/api/v1/traces/{trace.trace_id}/{kind}", body, format="json")
@@ -107,13 +112,56 @@ def test_values_no_database_can_store_are_a_400(api_client, trace, body, field):
     assert response.status_code == 400 and field in response.json(), response.content
 
 
-FILTER_WORDS = st.sampled_from([
-    "feedback.user_satisfaction", "feedback.`a.b`", "expectation.answer", "tags.env", "tag.env", "metadata.user",
-    "attributes.status", "trace.timestamp_ms", "execution_time_ms", "span.type", "span.name", "status", "name",
-    "AND", "OR", "NOT", "(", ")", "=", "!=", "<", "<=", ">", ">=", "LIKE", "ILIKE", "IN", "IS", "NULL",
-    "'true'", "true", "false", "'%x_'", "4", "-1.5e3", "1e400", "99999999999999999999", "','", ",",
-    "'a''b'", "\"q\"", "`", "'", "\\", "%", "_",
-])
+FILTER_WORDS = st.sampled_from(
+    [
+        "feedback.user_satisfaction",
+        "feedback.`a.b`",
+        "expectation.answer",
+        "tags.env",
+        "tag.env",
+        "metadata.user",
+        "attributes.status",
+        "trace.timestamp_ms",
+        "execution_time_ms",
+        "span.type",
+        "span.name",
+        "status",
+        "name",
+        "AND",
+        "OR",
+        "NOT",
+        "(",
+        ")",
+        "=",
+        "!=",
+        "<",
+        "<=",
+        ">",
+        ">=",
+        "LIKE",
+        "ILIKE",
+        "IN",
+        "IS",
+        "NULL",
+        "'true'",
+        "true",
+        "false",
+        "'%x_'",
+        "4",
+        "-1.5e3",
+        "1e400",
+        "99999999999999999999",
+        "','",
+        ",",
+        "'a''b'",
+        '"q"',
+        "`",
+        "'",
+        "\\",
+        "%",
+        "_",
+    ]
+)
 FILTERS = st.one_of(
     st.lists(FILTER_WORDS | TEXT.map(lambda t: t[:4]), min_size=1, max_size=10).map(" ".join),
     st.text(max_size=60),

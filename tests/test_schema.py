@@ -1,4 +1,5 @@
 """The OpenAPI schema builds cleanly, documents DESIGN.md's table, and the docs load nothing remote."""
+
 import re
 
 import pytest
@@ -29,7 +30,9 @@ def test_schema_builds_without_warnings(tmp_path):
     for path, methods in DESIGN_TABLE.items():
         assert methods <= set(schema["paths"][path]), path
     assert schema["components"]["securitySchemes"]["ApiKey"] == {
-        "type": "http", "scheme": "bearer", "description": schema["components"]["securitySchemes"]["ApiKey"]["description"],
+        "type": "http",
+        "scheme": "bearer",
+        "description": schema["components"]["securitySchemes"]["ApiKey"]["description"],
     }
 
 

@@ -5,6 +5,7 @@ caller into an `Actor`; services and selectors ask the actor for its role.
 Roles, weakest first: viewer < reviewer < owner. An API key acts as `app`,
 which may read and write everything in the experiments it is scoped to.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

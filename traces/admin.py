@@ -4,6 +4,7 @@ Traces and spans are read-only here: they arrive through ingestion (native API,
 MLflow protocol, OTLP). API keys are created and revoked through
 `traces.services`, so admin and `manage.py createapikey` behave the same.
 """
+
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.forms.models import BaseInlineFormSet
@@ -84,7 +85,8 @@ class ExperimentAdmin(ServiceErrorsMixin, admin.ModelAdmin):
             return
         try:
             created = services.create_experiment(
-                name=form.cleaned_data["name"], description=form.cleaned_data.get("description", ""),
+                name=form.cleaned_data["name"],
+                description=form.cleaned_data.get("description", ""),
                 actor=admin_actor(request),
             )
         except services.Conflict as exc:
@@ -144,7 +146,8 @@ class ApiKeyAdmin(ServiceErrorsMixin, admin.ModelAdmin):
             return
         try:
             api_key, raw = services.create_api_key(
-                experiments=form.cleaned_data["experiments"], label=form.cleaned_data.get("label", ""),
+                experiments=form.cleaned_data["experiments"],
+                label=form.cleaned_data.get("label", ""),
                 actor=admin_actor(request),
             )
         except PermissionDenied as exc:
@@ -190,7 +193,9 @@ class ApiKeyAdmin(ServiceErrorsMixin, admin.ModelAdmin):
                 format_html(
                     "{} is replaced by <code>{}</code> (copy it now, it will not be shown again); "
                     "the old key stops working at {}.",
-                    api_key, raw, api_key.revoked_at,
+                    api_key,
+                    raw,
+                    api_key.revoked_at,
                 ),
             )
 
@@ -246,9 +251,22 @@ class TraceAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     show_full_result_count = False
     inlines = [SpanInline]
     fields = [
-        "trace_id", "experiment", "name", "state", "request_time", "execution_time_ms", "span_count",
-        "request_preview", "response_preview", "client_request_id", "session_id", "user_id", "tags", "metadata",
-        "created_at", "updated_at",
+        "trace_id",
+        "experiment",
+        "name",
+        "state",
+        "request_time",
+        "execution_time_ms",
+        "span_count",
+        "request_preview",
+        "response_preview",
+        "client_request_id",
+        "session_id",
+        "user_id",
+        "tags",
+        "metadata",
+        "created_at",
+        "updated_at",
     ]
     readonly_fields = fields
 
@@ -262,8 +280,20 @@ class SpanAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     raw_id_fields = ["trace"]
     show_full_result_count = False
     fields = [
-        "trace", "span_id", "parent_span_id", "name", "span_type", "kind", "start_time_ns", "end_time_ns",
-        "status_code", "status_message", "inputs", "outputs", "attributes", "events",
+        "trace",
+        "span_id",
+        "parent_span_id",
+        "name",
+        "span_type",
+        "kind",
+        "start_time_ns",
+        "end_time_ns",
+        "status_code",
+        "status_message",
+        "inputs",
+        "outputs",
+        "attributes",
+        "events",
     ]
     readonly_fields = fields
 

@@ -1,4 +1,5 @@
 """Native REST API v1 for experiments and traces (thin: parse, call service or selector, present)."""
+
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
@@ -29,14 +30,17 @@ def query_params(request, names) -> dict[str, list[str]]:
 
 
 class ExperimentListApi(APIView):
-    @extend_schema(operation_id="experiments_list", tags=["experiments"], responses={200: ExperimentOut(many=True),
-                                                                                     **errors()})
+    @extend_schema(
+        operation_id="experiments_list", tags=["experiments"], responses={200: ExperimentOut(many=True), **errors()}
+    )
     def get(self, request):
         experiments = visible_experiments(request_actor(request)).order_by("name")
         return Response(ExperimentOut(experiments, many=True).data)
 
     @extend_schema(
-        operation_id="experiments_create", tags=["experiments"], request=ExperimentInput,
+        operation_id="experiments_create",
+        tags=["experiments"],
+        request=ExperimentInput,
         description="Create an experiment. A user becomes its owner; a key gets access to it. 409 if the name is taken.",
         responses={201: ExperimentOut, **errors(400, 403, 409, 413)},
     )
@@ -52,26 +56,38 @@ def _experiment_for_ingest(actor, experiment_id):
         if actor.api_key is not None and len(actor.key_experiment_ids) == 1:
             experiment_id = next(iter(actor.key_experiment_ids))
         else:
-            raise ValidationError({"experiment_id": ["This field is required (the key is not scoped to one experiment)."]})
+            raise ValidationError(
+                {"experiment_id": ["This field is required (the key is not scoped to one experiment)."]}
+            )
     return selectors.experiment_for(actor, experiment_id)
 
 
 class TraceListApi(APIView):
     @extend_schema(
-        operation_id="traces_search", tags=["traces"],
+        operation_id="traces_search",
+        tags=["traces"],
         description="Traces visible to the caller, newest first by default, one page at a time: pass "
         "`next_page_token` back as `page_token` for the next page (it is null on the last one).",
         parameters=[
-            OpenApiParameter("experiment_id", OpenApiTypes.STR, many=True,
-                             description="Repeat for several; each must be visible (404 otherwise)."),
-            OpenApiParameter("filter", OpenApiTypes.STR, description="Filter language, e.g. feedback.user_satisfaction = false"),
+            OpenApiParameter(
+                "experiment_id",
+                OpenApiTypes.STR,
+                many=True,
+                description="Repeat for several; each must be visible (404 otherwise).",
+            ),
+            OpenApiParameter(
+                "filter", OpenApiTypes.STR, description="Filter language, e.g. feedback.user_satisfaction = false"
+            ),
             OpenApiParameter("status", OpenApiTypes.STR, enum=["OK", "ERROR", "IN_PROGRESS", "STATE_UNSPECIFIED"]),
             OpenApiParameter("start_time", OpenApiTypes.STR, description="Epoch ms or ISO 8601, inclusive"),
             OpenApiParameter("end_time", OpenApiTypes.STR, description="Epoch ms or ISO 8601, exclusive"),
             OpenApiParameter("order_by", OpenApiTypes.STR, description="request_time|execution_time_ms ASC|DESC"),
             OpenApiParameter("page_token", OpenApiTypes.STR),
-            OpenApiParameter("max_results", {"type": "integer", "minimum": 1, "maximum": MAX_PAGE_SIZE},
-                             description=f"Page size, default {DEFAULT_PAGE_SIZE}"),
+            OpenApiParameter(
+                "max_results",
+                {"type": "integer", "minimum": 1, "maximum": MAX_PAGE_SIZE},
+                description=f"Page size, default {DEFAULT_PAGE_SIZE}",
+            ),
         ],
         responses={200: TracePageOut, **errors(400, 404)},
     )
@@ -108,7 +124,9 @@ class TraceListApi(APIView):
         return Response({"traces": TraceOut(page.items, many=True).data, "next_page_token": page.next_token})
 
     @extend_schema(
-        operation_id="traces_ingest", tags=["traces"], request=TraceInput,
+        operation_id="traces_ingest",
+        tags=["traces"],
+        request=TraceInput,
         description="Store a trace with its spans. Posting the same `trace_id` again merges into the stored trace "
         "(spans are upserted by `span_id`, tags and metadata merged) and answers 200 instead of 201. "
         "`experiment_id` may be left out when the API key is scoped to a single experiment.",

@@ -1,4 +1,5 @@
 """`Authorization: Bearer <api key>` for apps (native API, MLflow protocol, OTLP)."""
+
 from __future__ import annotations
 
 import time
@@ -74,7 +75,9 @@ def _load_key(key_hash: str) -> tuple[ApiKey, frozenset[int]] | None:
 def _reloader(key_hash: str, api_key_pk: int):
     def reload() -> list[int]:
         forget_api_keys(key_hash)
-        return list(ApiKey.experiments.through.objects.filter(apikey_id=api_key_pk).values_list("experiment_id", flat=True))
+        return list(
+            ApiKey.experiments.through.objects.filter(apikey_id=api_key_pk).values_list("experiment_id", flat=True)
+        )
 
     return reload
 

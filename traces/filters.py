@@ -49,6 +49,7 @@ Deviations from MLflow's search_traces (superset unless noted):
   and session-scoped assessments do not match the other traces of their session.
 - Unquoted dotted keys (tags.mlflow.traceName) are accepted like backticked ones.
 """
+
 from __future__ import annotations
 
 import math
@@ -92,15 +93,27 @@ from django.db.models.lookups import (
 from .models import Span
 
 __all__ = [
-    "FilterError", "parse_filter", "compile_filter", "filter_traces", "FIELDS_HELP",
-    "Field", "Literal", "Comparison", "And", "Or", "Not", "Node",
+    "FilterError",
+    "parse_filter",
+    "compile_filter",
+    "filter_traces",
+    "FIELDS_HELP",
+    "Field",
+    "Literal",
+    "Comparison",
+    "And",
+    "Or",
+    "Not",
+    "Node",
 ]
 
 MAX_DEPTH = 20
 
 FIELDS_HELP: list[tuple[str, str]] = [
-    ("feedback.user_satisfaction = 'true'",
-     "Quoted values compare as text: matches the boolean true and the string 'true'."),
+    (
+        "feedback.user_satisfaction = 'true'",
+        "Quoted values compare as text: matches the boolean true and the string 'true'.",
+    ),
     ("feedback.is_correct = true", "Unquoted true or false match boolean feedback only."),
     ("feedback.relevance > 0.5", "Unquoted numbers compare numeric feedback (= != < <= > >=)."),
     ("feedback.tone LIKE 'fri%'", "LIKE is case-sensitive, ILIKE is not; % is any text, _ one character."),
@@ -117,8 +130,10 @@ FIELDS_HELP: list[tuple[str, str]] = [
     ("trace.execution_time_ms >= 1000", "Duration in milliseconds (also execution_time)."),
     ("trace.session_id = 'session-1'", "Also trace.user_id, trace.client_request_id and trace.trace_id."),
     ("span.type = 'RETRIEVER'", "Traces with at least one such span; also span.name and span.status."),
-    ("NOT (status = 'OK' OR tags.env = 'demo') AND feedback.rating < 3",
-     "Combine with AND, OR, NOT and parentheses: NOT binds tightest, then AND, then OR."),
+    (
+        "NOT (status = 'OK' OR tags.env = 'demo') AND feedback.rating < 3",
+        "Combine with AND, OR, NOT and parentheses: NOT binds tightest, then AND, then OR.",
+    ),
 ]
 
 
@@ -388,7 +403,20 @@ TRACE_TEXT_COLUMNS = {
 SPAN_COLUMNS = {"name": "name", "type": "span_type", "status": "status_code"}
 
 ALL_OPERATORS = (
-    "=", "!=", "<", "<=", ">", ">=", "LIKE", "ILIKE", "NOT LIKE", "NOT ILIKE", "IN", "NOT IN", "IS NULL", "IS NOT NULL",
+    "=",
+    "!=",
+    "<",
+    "<=",
+    ">",
+    ">=",
+    "LIKE",
+    "ILIKE",
+    "NOT LIKE",
+    "NOT ILIKE",
+    "IN",
+    "NOT IN",
+    "IS NULL",
+    "IS NOT NULL",
 )
 TEXT_OPERATORS = ("=", "!=", "LIKE", "ILIKE", "NOT LIKE", "NOT ILIKE", "IN", "NOT IN", "IS NULL", "IS NOT NULL")
 # What each kind of field supports. IN on timestamps is left out: millisecond-exact lists are not useful.
@@ -435,7 +463,8 @@ def _resolve_field(token: Token) -> Field:
         if key.lower() == "state":
             raise FilterError(
                 "Invalid attribute key 'state'; the trace state is filtered as status (e.g. status = 'OK')",
-                token.position, token.text,
+                token.position,
+                token.text,
             )
         if key.lower() not in TRACE_ATTRIBUTES:
             attributes = ", ".join(sorted(set(TRACE_ATTRIBUTES.values())))
@@ -449,7 +478,8 @@ def _resolve_field(token: Token) -> Field:
         if key.lower() not in SPAN_COLUMNS:
             raise FilterError(
                 f"Unknown span field {key!r}; expected span.name, span.type or span.status",
-                token.position, token.text,
+                token.position,
+                token.text,
             )
         return Field("span", key.lower(), token.position)
     return Field(entity, key, token.position)

@@ -1,4 +1,5 @@
 """Experiments, their traces and spans, and who may see them (memberships, API keys)."""
+
 import hashlib
 import re
 import secrets

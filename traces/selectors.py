@@ -1,4 +1,5 @@
 """Reads of experiments and traces, shaped for the pages and endpoints that use them."""
+
 from __future__ import annotations
 
 import base64
@@ -24,8 +25,12 @@ TRACE_ORDERINGS = {
 }
 DEFAULT_ORDERING = "request_time DESC"
 ORDERING_ALIASES = {
-    "timestamp_ms": "request_time", "timestamp": "request_time", "request_time": "request_time",
-    "execution_time_ms": "execution_time_ms", "execution_time": "execution_time_ms", "duration": "execution_time_ms",
+    "timestamp_ms": "request_time",
+    "timestamp": "request_time",
+    "request_time": "request_time",
+    "execution_time_ms": "execution_time_ms",
+    "execution_time": "execution_time_ms",
+    "duration": "execution_time_ms",
 }
 LIST_DEFERRED = ("metadata",)
 
@@ -117,9 +122,13 @@ def parse_ordering(text: str | None) -> str:
     if text.startswith("-"):
         text, descending = text[1:], True
     parts = text.split()
-    column = ORDERING_ALIASES.get(parts[0].removeprefix("trace.").removeprefix("attributes.").lower()) if parts else None
+    column = (
+        ORDERING_ALIASES.get(parts[0].removeprefix("trace.").removeprefix("attributes.").lower()) if parts else None
+    )
     if column is None or len(parts) > 2:
-        raise ValidationError({"order_by": f"cannot sort by {text!r}; use request_time or execution_time_ms, ASC or DESC"})
+        raise ValidationError(
+            {"order_by": f"cannot sort by {text!r}; use request_time or execution_time_ms, ASC or DESC"}
+        )
     if len(parts) == 2:
         if parts[1].upper() not in ("ASC", "DESC"):
             raise ValidationError({"order_by": f"{parts[1]!r} is not ASC or DESC"})
@@ -241,7 +250,14 @@ def keyset_page(queryset: QuerySet[Trace], *, ordering: str, page_token: str | N
 # Span columns the span tree needs; payloads (inputs, outputs, attributes, events) stay in
 # the database until a span is selected.
 SPAN_TREE_FIELDS = (
-    "span_id", "parent_span_id", "name", "span_type", "start_time_ns", "end_time_ns", "status_code", "status_message",
+    "span_id",
+    "parent_span_id",
+    "name",
+    "span_type",
+    "start_time_ns",
+    "end_time_ns",
+    "status_code",
+    "status_message",
 )
 
 
@@ -281,7 +297,9 @@ def span_tree_for(trace: Trace) -> list:
     (one query). Payloads (inputs, outputs, attributes, events) stay in the database until a span
     is selected (`span_for`); a 1,000-span trace builds no model instances."""
     return list(
-        Span.objects.filter(trace_id=trace.pk).order_by("start_time_ns", "span_id").values_list(*SPAN_TREE_FIELDS, named=True)
+        Span.objects.filter(trace_id=trace.pk)
+        .order_by("start_time_ns", "span_id")
+        .values_list(*SPAN_TREE_FIELDS, named=True)
     )
 
 
@@ -425,9 +443,17 @@ def span_rows(spans: list[Span], *, collapse_depth: int | None = None, reveal: s
         if span.span_id not in seen:
             seen.add(span.span_id)
             end_ns = span.end_time_ns if span.end_time_ns is not None else span.start_time_ns
-            rows.append(SpanRow(span, 0, False, None, round((span.start_time_ns - start) * 100 / total, 3),
-                                round(max((end_ns - span.start_time_ns) * 100 / total, 0.4), 3),
-                                (span.start_time_ns - start) / 1e6))
+            rows.append(
+                SpanRow(
+                    span,
+                    0,
+                    False,
+                    None,
+                    round((span.start_time_ns - start) * 100 / total, 3),
+                    round(max((end_ns - span.start_time_ns) * 100 / total, 0.4), 3),
+                    (span.start_time_ns - start) / 1e6,
+                )
+            )
     return rows
 
 

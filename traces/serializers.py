@@ -1,4 +1,5 @@
 """Shapes of the native API for experiments, traces and spans: `*Input` parse, `*Out` present."""
+
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
@@ -89,7 +90,9 @@ class SpanInput(serializers.Serializer):
     name = serializers.CharField(max_length=250, allow_blank=True, required=False, default="")
     span_type = serializers.CharField(max_length=50, required=False, default="UNKNOWN")
     start_time_ns = serializers.IntegerField(min_value=0, max_value=MAX_BIGINT)
-    end_time_ns = serializers.IntegerField(min_value=0, max_value=MAX_BIGINT, required=False, allow_null=True, default=None)
+    end_time_ns = serializers.IntegerField(
+        min_value=0, max_value=MAX_BIGINT, required=False, allow_null=True, default=None
+    )
     status_code = serializers.ChoiceField(choices=Span.StatusCode.choices, required=False, default="UNSET")
     status_message = serializers.CharField(required=False, allow_blank=True, default="")
     inputs = JSONValueField(required=False, allow_null=True, default=None)
@@ -101,7 +104,9 @@ class SpanInput(serializers.Serializer):
 class TraceInput(serializers.Serializer):
     experiment_id = serializers.CharField(required=False, help_text="Needed unless the API key has one experiment.")
     trace_id = serializers.RegexField(
-        r"^tr-[0-9a-f]{32}$", required=False, help_text="'tr-' + 32 lowercase hex; generated when absent",
+        r"^tr-[0-9a-f]{32}$",
+        required=False,
+        help_text="'tr-' + 32 lowercase hex; generated when absent",
         error_messages={"invalid": "must be 'tr-' followed by 32 lowercase hex digits"},
     )
     name = serializers.CharField(max_length=250, required=False, allow_blank=True)
@@ -120,8 +125,18 @@ class SpanOut(serializers.ModelSerializer):
     class Meta:
         model = Span
         fields = [
-            "span_id", "parent_span_id", "name", "span_type", "start_time_ns", "end_time_ns",
-            "status_code", "status_message", "inputs", "outputs", "attributes", "events",
+            "span_id",
+            "parent_span_id",
+            "name",
+            "span_type",
+            "start_time_ns",
+            "end_time_ns",
+            "status_code",
+            "status_message",
+            "inputs",
+            "outputs",
+            "attributes",
+            "events",
         ]
         read_only_fields = fields
 
@@ -150,8 +165,17 @@ class TraceOut(serializers.ModelSerializer):
     class Meta:
         model = Trace
         fields = [
-            "trace_id", "experiment_id", "name", "request_time", "execution_time_ms", "state",
-            "request_preview", "response_preview", "client_request_id", "tags", "span_count",
+            "trace_id",
+            "experiment_id",
+            "name",
+            "request_time",
+            "execution_time_ms",
+            "state",
+            "request_preview",
+            "response_preview",
+            "client_request_id",
+            "tags",
+            "span_count",
         ]
         read_only_fields = fields
 

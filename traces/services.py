@@ -1,4 +1,5 @@
 """Writes to experiments, traces and spans. The only code that creates or changes them."""
+
 from __future__ import annotations
 
 import json
@@ -12,17 +13,32 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 
 from .access import OWNER, REVIEWER, Actor
-from .models import TRACE_ID_RE, SPAN_ID_RE, ApiKey, Experiment, Membership, Span, Trace, new_trace_id
+from .models import SPAN_ID_RE, TRACE_ID_RE, ApiKey, Experiment, Membership, Span, Trace, new_trace_id
 
 logger = logging.getLogger(__name__)
 
 PREVIEW_CHARS = 1000
 SPAN_FIELDS = [
-    "parent_span_id", "name", "span_type", "kind", "start_time_ns", "end_time_ns",
-    "status_code", "status_message", "inputs", "outputs", "attributes", "events",
+    "parent_span_id",
+    "name",
+    "span_type",
+    "kind",
+    "start_time_ns",
+    "end_time_ns",
+    "status_code",
+    "status_message",
+    "inputs",
+    "outputs",
+    "attributes",
+    "events",
 ]
 TRACE_FIELDS = [
-    "name", "request_time", "execution_time_ms", "state", "request_preview", "response_preview",
+    "name",
+    "request_time",
+    "execution_time_ms",
+    "state",
+    "request_preview",
+    "response_preview",
     "client_request_id",
 ]
 
@@ -194,7 +210,10 @@ def ingest_trace(
     elif spans:
         # Children without their root: only the time is known; the root fills the rest later.
         first = min(span["start_time_ns"] for span in spans)
-        derived = {"request_time": datetime.fromtimestamp(first / 1e9, tz=timezone.utc), "state": Trace.State.IN_PROGRESS}
+        derived = {
+            "request_time": datetime.fromtimestamp(first / 1e9, tz=timezone.utc),
+            "state": Trace.State.IN_PROGRESS,
+        }
     else:
         derived = {}
     given = {key: value for key, value in fields.items() if value is not None}
@@ -207,7 +226,11 @@ def ingest_trace(
             values.setdefault("request_time", datetime.now(timezone.utc))
             # A new trace has exactly these spans: no count query and no second UPDATE needed.
             trace = Trace(
-                trace_id=trace_id, experiment=experiment, tags=tags, metadata=metadata, span_count=len(spans),
+                trace_id=trace_id,
+                experiment=experiment,
+                tags=tags,
+                metadata=metadata,
+                span_count=len(spans),
                 **values,
             )
             _lift_ids(trace)

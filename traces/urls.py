@@ -1,4 +1,5 @@
 """Reviewer pages of the traces app (HTML + HTMX fragments)."""
+
 from django.urls import path
 
 from . import views

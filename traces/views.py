@@ -4,6 +4,7 @@ Thin views: they read through selectors, render templates and keep the list cont
 (filter, sort, page) in the query string so that reload, back and shared links show
 the same thing. A GET serving both a page and a fragment picks the fragment in one line.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -39,7 +40,12 @@ SORTS = {
     "slowest": "execution_time_ms DESC",
     "fastest": "execution_time_ms ASC",
 }
-SORT_LABELS = [("newest", "Newest first"), ("oldest", "Oldest first"), ("slowest", "Slowest first"), ("fastest", "Fastest first")]
+SORT_LABELS = [
+    ("newest", "Newest first"),
+    ("oldest", "Oldest first"),
+    ("slowest", "Slowest first"),
+    ("fastest", "Fastest first"),
+]
 SPAN_TABS = ("inputs", "outputs", "attributes", "events")
 
 
@@ -62,14 +68,20 @@ class ListContext:
         if sort not in SORTS:
             error = f"There is no sort order “{sort[:40]}”; showing newest first."
             sort = "newest"
-        return cls(filter=params.get("filter", ""), sort=sort, page_token=params.get("page_token", ""), sort_error=error)
+        return cls(
+            filter=params.get("filter", ""), sort=sort, page_token=params.get("page_token", ""), sort_error=error
+        )
 
     @property
     def ordering(self) -> str:
         return SORTS[self.sort]
 
     def params(self, **overrides) -> dict[str, str]:
-        params = {"filter": self.filter, "sort": "" if self.sort == "newest" else self.sort, "page_token": self.page_token}
+        params = {
+            "filter": self.filter,
+            "sort": "" if self.sort == "newest" else self.sort,
+            "page_token": self.page_token,
+        }
         params.update(overrides)
         return {key: value for key, value in params.items() if value}
 
@@ -100,7 +112,9 @@ def home(request: HtmxHttpRequest) -> HttpResponse:
     feedback = assessment_selectors.feedback_stats_by_experiment(ids) if ids else {}
     for card in cards:
         card.update(traces.get(card["experiment"].pk, {"trace_count": 0, "newest": None}))
-        card.update(feedback.get(card["experiment"].pk, {"feedback_count": 0, "main_name": None, "rated": 0, "up_rate": None}))
+        card.update(
+            feedback.get(card["experiment"].pk, {"feedback_count": 0, "main_name": None, "rated": 0, "up_rate": None})
+        )
     return render(request, "traces/home.html", {"cards": cards})
 
 
@@ -134,8 +148,12 @@ def trace_list(request: HtmxHttpRequest, experiment_id: int) -> HttpResponse:
     )
     detail_suffix = ctx.suffix()
     rows = [
-        {"trace": trace, "chips": chips.get(trace.trace_id, []), "url": trace.get_absolute_url() + detail_suffix,
-         "rated": trace.trace_id in rated}
+        {
+            "trace": trace,
+            "chips": chips.get(trace.trace_id, []),
+            "url": trace.get_absolute_url() + detail_suffix,
+            "rated": trace.trace_id in rated,
+        }
         for trace in page.items
     ]
     list_url = reverse("traces:trace_list", args=[experiment.pk])
@@ -169,8 +187,8 @@ def _filter_error(text: str, exc: FilterError) -> dict:
     return {
         "message": message,
         "before": text[:position],
-        "token": text[position:position + width] or " ",
-        "after": text[position + width:],
+        "token": text[position : position + width] or " ",
+        "after": text[position + width :],
         "position": position,
     }
 
@@ -185,7 +203,11 @@ def _saved_filters(list_url: str, ctx: ListContext, main_name: str) -> list[dict
         ("Slow (> 2 s)", "trace.execution_time_ms > 2000"),
     ]
     return [
-        {"label": label, "url": list_url + ListContext(filter=text, sort=ctx.sort).suffix(), "active": ctx.filter.strip() == text}
+        {
+            "label": label,
+            "url": list_url + ListContext(filter=text, sort=ctx.sort).suffix(),
+            "active": ctx.filter.strip() == text,
+        }
         for label, text in presets
     ]
 
@@ -273,8 +295,14 @@ def render_trace_page(
     )
     context.update(
         panel_context(
-            request, actor, trace, assessments=assessments, span_names={s.span_id: s.name for s in spans},
-            selected_span=spans_by_id.get(selected_id), ctx=ctx, **(panel or {}),
+            request,
+            actor,
+            trace,
+            assessments=assessments,
+            span_names={s.span_id: s.name for s in spans},
+            selected_span=spans_by_id.get(selected_id),
+            ctx=ctx,
+            **(panel or {}),
         )
     )
     return render(request, "traces/trace_detail.html", context, status=status)
@@ -304,8 +332,12 @@ def span_context(span: Span, tab: str | None, trace: Trace, ctx: ListContext) ->
     trace_start_ns = int(trace.request_time.timestamp() * 1e9)
     base = f"{trace.get_absolute_url()}?{ctx.query(span=span.span_id)}"
     tabs = [
-        {"key": key, "label": key.capitalize(), "url": f"{base}&tab={key}",
-         "count": _count(getattr(span, key)) if key in ("attributes", "events") else None}
+        {
+            "key": key,
+            "label": key.capitalize(),
+            "url": f"{base}&tab={key}",
+            "count": _count(getattr(span, key)) if key in ("attributes", "events") else None,
+        }
         for key in SPAN_TABS
     ]
     events = span.events if isinstance(span.events, list) else []
@@ -344,8 +376,17 @@ def _event(event, span_start_ns: int) -> dict:
             "message": attributes.get("exception.message", ""),
             "stacktrace": attributes.get("exception.stacktrace", ""),
         }
-        attributes = {k: v for k, v in attributes.items() if k not in ("exception.type", "exception.message", "exception.stacktrace")}
-    return {"name": str(event.get("name") or "event"), "offset_ms": offset, "attributes": attributes, "exception": exception}
+        attributes = {
+            k: v
+            for k, v in attributes.items()
+            if k not in ("exception.type", "exception.message", "exception.stacktrace")
+        }
+    return {
+        "name": str(event.get("name") or "event"),
+        "offset_ms": offset,
+        "attributes": attributes,
+        "exception": exception,
+    }
 
 
 @login_required
@@ -376,4 +417,3 @@ def trace_summary(request: HtmxHttpRequest, trace_id: str) -> HttpResponse:
         return redirect(trace.get_absolute_url())
     chips = assessment_selectors.feedback_chips_for_traces([trace.trace_id]).get(trace.trace_id, [])
     return render(request, "traces/includes/trace_summary.html", {"trace": trace, "chips": chips})
-

@@ -1,4 +1,5 @@
 """Display helpers for the assessments panel: revision summaries and value text."""
+
 from __future__ import annotations
 
 from django import template
@@ -33,7 +34,11 @@ def describe_revision(revision, assessment_id: str) -> dict:
     other = None
     if revision.action == "create":
         verb = "created"
-        changes = [(key, None, after.get(key)) for key in SHOWN_FIELDS if key not in ("valid", "name") and not _empty(after.get(key))]
+        changes = [
+            (key, None, after.get(key))
+            for key in SHOWN_FIELDS
+            if key not in ("valid", "name") and not _empty(after.get(key))
+        ]
     elif revision.action == "override":
         if revision.assessment_id == assessment_id:
             verb, other = "created as a correction of", revision.related_assessment_id
@@ -46,8 +51,11 @@ def describe_revision(revision, assessment_id: str) -> dict:
         ]
         if before.get("source_type") != after.get("source_type") or before.get("source_id") != after.get("source_id"):
             changes.append(
-                ("source", f"{before.get('source_type')} {before.get('source_id')}".strip(),
-                 f"{after.get('source_type')} {after.get('source_id')}".strip())
+                (
+                    "source",
+                    f"{before.get('source_type')} {before.get('source_id')}".strip(),
+                    f"{after.get('source_type')} {after.get('source_id')}".strip(),
+                )
             )
     elif revision.action == "delete":
         if revision.assessment_id == assessment_id:
@@ -57,7 +65,10 @@ def describe_revision(revision, assessment_id: str) -> dict:
             if other:
                 verb = "deleted (the overridden assessment became valid again)"
         else:
-            verb, other = "valid again: its override was deleted", revision.assessment_id
+            verb, other = (
+                "valid again: its override was deleted",
+                revision.assessment_id,
+            )
             changes = []
     else:
         verb = ACTION_VERBS.get(revision.action, revision.action)

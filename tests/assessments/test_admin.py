@@ -1,5 +1,6 @@
 """Assessment admin writes through the services (channel admin, one revision per change);
 revisions and pending assessments are read-only."""
+
 import pytest
 
 from assessments import services
@@ -18,8 +19,17 @@ def change_url(assessment):
 
 def add_form(trace, **overrides):
     return {
-        "trace": trace.trace_id, "span_id": "", "kind": "feedback", "name": "rating", "value": "4", "error": "null",
-        "rationale": "good", "source_type": "HUMAN", "source_id": "", "metadata": "{}", **overrides,
+        "trace": trace.trace_id,
+        "span_id": "",
+        "kind": "feedback",
+        "name": "rating",
+        "value": "4",
+        "error": "null",
+        "rationale": "good",
+        "source_type": "HUMAN",
+        "source_id": "",
+        "metadata": "{}",
+        **overrides,
     }
 
 
@@ -34,8 +44,9 @@ def test_adding_feedback_in_admin_uses_the_service(admin_client, admin_user, tra
 
 
 def test_adding_an_expectation_in_admin(admin_client, trace):
-    response = admin_client.post(ADD_URL, add_form(trace, kind="expectation", name="expected_answer",
-                                                   value='"MLflow is a platform"'))
+    response = admin_client.post(
+        ADD_URL, add_form(trace, kind="expectation", name="expected_answer", value='"MLflow is a platform"')
+    )
     assert response.status_code == 302
     assert Assessment.objects.get().kind == "expectation" and Revision.objects.get().channel == "admin"
 
@@ -59,23 +70,43 @@ def test_service_errors_show_on_the_form_and_write_nothing(admin_client, trace, 
 
 def test_changing_feedback_in_admin_writes_an_update_revision(admin_client, admin_user, trace):
     feedback = make_feedback(trace, value=2)
-    response = admin_client.post(change_url(feedback), {
-        "name": "user_satisfaction", "value": "5", "error": "null", "rationale": "re-rated", "metadata": "{}",
-    })
+    response = admin_client.post(
+        change_url(feedback),
+        {
+            "name": "user_satisfaction",
+            "value": "5",
+            "error": "null",
+            "rationale": "re-rated",
+            "metadata": "{}",
+        },
+    )
     assert response.status_code == 302
     feedback.refresh_from_db()
     assert (feedback.value, feedback.rationale, feedback.version) == (5, "re-rated", 2)
     revision = Revision.objects.get(action="update")
     assert (revision.channel, revision.actor_user, revision.before["value"], revision.after["value"]) == (
-        "admin", admin_user, 2, 5)
+        "admin",
+        admin_user,
+        2,
+        5,
+    )
 
 
 def test_the_change_form_cannot_alter_source_or_span(admin_client, trace):
     feedback = make_feedback(trace, value=2, source_id="user_1")
-    admin_client.post(change_url(feedback), {
-        "name": "user_satisfaction", "value": "2", "error": "null", "rationale": "", "metadata": "{}",
-        "source_id": "hacker", "span_id": span_id(1), "valid": "",
-    })
+    admin_client.post(
+        change_url(feedback),
+        {
+            "name": "user_satisfaction",
+            "value": "2",
+            "error": "null",
+            "rationale": "",
+            "metadata": "{}",
+            "source_id": "hacker",
+            "span_id": span_id(1),
+            "valid": "",
+        },
+    )
     feedback.refresh_from_db()
     assert (feedback.source_id, feedback.span_id, feedback.valid) == ("user_1", None, True)
     assert not Revision.objects.filter(action="update").exists()
@@ -93,9 +124,14 @@ def test_bulk_delete_goes_through_the_service_and_restores_overridden(admin_clie
     judge = make_feedback(trace, name="relevance", value=0.1, source_type="LLM_JUDGE", source_id="judge")
     override = services.override_feedback(assessment=judge, actor=SYSTEM, channel="api", value=0.9)
     other = make_feedback(trace, name="tone", value="ok")
-    response = admin_client.post("/admin/assessments/assessment/", {
-        "action": "delete_selected", "_selected_action": [override.pk, other.pk], "post": "yes",
-    })
+    response = admin_client.post(
+        "/admin/assessments/assessment/",
+        {
+            "action": "delete_selected",
+            "_selected_action": [override.pk, other.pk],
+            "post": "yes",
+        },
+    )
     assert response.status_code == 302
     assert list(Assessment.objects.values_list("pk", "valid")) == [(judge.pk, True)]
     deletes = Revision.objects.filter(action="delete", channel="admin")
@@ -118,10 +154,13 @@ def test_revisions_are_read_only(admin_client, trace):
     page = admin_client.get(f"/admin/assessments/revision/{revision.pk}/change/")
     assert page.status_code == 200 and b'name="_save"' not in page.content
     assert admin_client.get("/admin/assessments/revision/add/").status_code == 403
-    assert admin_client.post(f"/admin/assessments/revision/{revision.pk}/change/", {"action": "delete"}).status_code == 403
+    assert (
+        admin_client.post(f"/admin/assessments/revision/{revision.pk}/change/", {"action": "delete"}).status_code == 403
+    )
     assert admin_client.post(f"/admin/assessments/revision/{revision.pk}/delete/", {"post": "yes"}).status_code == 403
-    bulk = admin_client.post("/admin/assessments/revision/", {
-        "action": "delete_selected", "_selected_action": [revision.pk], "post": "yes"})
+    bulk = admin_client.post(
+        "/admin/assessments/revision/", {"action": "delete_selected", "_selected_action": [revision.pk], "post": "yes"}
+    )
     assert Revision.objects.filter(pk=revision.pk).exists() and bulk.status_code in (200, 302)
 
 

@@ -1,5 +1,6 @@
 """The assessment endpoints of the native API (and the trace detail that carries them), through
 HTTP with real API keys: success, bad input, concurrency headers and the revisions they write."""
+
 import pytest
 from rest_framework.test import APIClient
 
@@ -35,8 +36,11 @@ def test_trace_detail_has_spans_in_start_order_and_all_assessments(api_client, t
     assert [s["span_id"] for s in body["spans"]] == [span_id(0), span_id(1), span_id(2)]
     assert body["tags"] == {"env": "test"} and body["metadata"] == {} and body["span_count"] == 3
     names = [(a["name"], a["kind"], a["valid"]) for a in body["assessments"]]
-    assert names == [("user_satisfaction", "feedback", False), ("expected_answer", "expectation", True),
-                     ("user_satisfaction", "feedback", True)]
+    assert names == [
+        ("user_satisfaction", "feedback", False),
+        ("expected_answer", "expectation", True),
+        ("user_satisfaction", "feedback", True),
+    ]
     assert body["assessments"][0]["overridden_by"] == body["assessments"][2]["assessment_id"]
     assert body["assessments"][2]["overrides"] == body["assessments"][0]["assessment_id"]
 
@@ -48,9 +52,7 @@ def trace_with(experiment, count):
     return trace
 
 
-def test_trace_detail_query_count_does_not_grow_with_spans_and_assessments(
-    experiment, django_assert_num_queries
-):
+def test_trace_detail_query_count_does_not_grow_with_spans_and_assessments(experiment, django_assert_num_queries):
     small, large = trace_with(experiment, 1), trace_with(experiment, 50)
     for trace in (small, large):
         client = APIClient()
@@ -101,21 +103,36 @@ def test_feedback_values_come_back_exactly_as_sent(api_client, trace, value):
 
 def test_create_feedback_returns_the_assessment_and_writes_one_revision(api_client, api_key, trace):
     response = post_feedback(
-        api_client, trace, value=4, rationale="clear", span_id=span_id(1), metadata={"run": "7"},
+        api_client,
+        trace,
+        value=4,
+        rationale="clear",
+        span_id=span_id(1),
+        metadata={"run": "7"},
         source={"source_type": "LLM_JUDGE", "source_id": "openai:/gpt-4o-mini"},
     )
     assert response.status_code == 201
     body = response.json()
     assert body["assessment_id"].startswith("a-") and len(body["assessment_id"]) == 34
     assert {k: body[k] for k in ("trace_id", "span_id", "name", "kind", "value", "rationale", "metadata", "valid")} == {
-        "trace_id": trace.trace_id, "span_id": span_id(1), "name": "user_satisfaction", "kind": "feedback",
-        "value": 4, "rationale": "clear", "metadata": {"run": "7"}, "valid": True,
+        "trace_id": trace.trace_id,
+        "span_id": span_id(1),
+        "name": "user_satisfaction",
+        "kind": "feedback",
+        "value": 4,
+        "rationale": "clear",
+        "metadata": {"run": "7"},
+        "valid": True,
     }
     assert body["source"] == {"source_type": "LLM_JUDGE", "source_id": "openai:/gpt-4o-mini"}
     assert response["ETag"] == '"1"'
     [revision] = Revision.objects.all()
     assert (revision.action, revision.channel, revision.actor_key, revision.actor_label) == (
-        "create", "api", api_key[0], "key:test key")
+        "create",
+        "api",
+        api_key[0],
+        "key:test key",
+    )
 
 
 def test_source_defaults_to_human_and_the_caller(api_client, trace):
@@ -136,8 +153,9 @@ def test_several_raters_may_use_the_same_name(api_client, trace):
 
 
 def test_create_expectation(api_client, trace):
-    response = api_client.post(f"/api/v1/traces/{trace.trace_id}/expectations",
-                               {"name": "expected_facts", "value": ["a", "b"]}, format="json")
+    response = api_client.post(
+        f"/api/v1/traces/{trace.trace_id}/expectations", {"name": "expected_facts", "value": ["a", "b"]}, format="json"
+    )
     assert response.status_code == 201 and response.json()["kind"] == "expectation"
     assert response.json()["value"] == ["a", "b"]
 
@@ -199,8 +217,9 @@ def test_idempotency_key_replays_instead_of_creating_twice(api_client, trace):
 
 
 def test_an_overlong_idempotency_key_is_400(api_client, trace):
-    response = api_client.post(feedback_url(trace), {"name": "n", "value": 1}, format="json",
-                               HTTP_IDEMPOTENCY_KEY="k" * 201)
+    response = api_client.post(
+        feedback_url(trace), {"name": "n", "value": 1}, format="json", HTTP_IDEMPOTENCY_KEY="k" * 201
+    )
     assert response.status_code == 400 and "Idempotency-Key" in response.json()
 
 
@@ -228,8 +247,9 @@ def test_unknown_assessment_is_404_everywhere(api_client, assessment_id):
 
 
 def test_patch_changes_value_and_writes_an_update_revision(api_client, feedback):
-    response = api_client.patch(f"/api/v1/assessments/{feedback.pk}", {"value": 5, "rationale": "better"},
-                                format="json", HTTP_IF_MATCH='"1"')
+    response = api_client.patch(
+        f"/api/v1/assessments/{feedback.pk}", {"value": 5, "rationale": "better"}, format="json", HTTP_IF_MATCH='"1"'
+    )
     assert response.status_code == 200, response.json()
     assert response.json()["value"] == 5 and response.json()["version"] == 2 and response["ETag"] == '"2"'
     revision = Revision.objects.get(action="update")
@@ -245,8 +265,9 @@ def test_patch_with_a_stale_etag_is_412_and_changes_nothing(api_client, feedback
 
 
 def test_patch_with_a_malformed_if_match_is_400(api_client, feedback):
-    response = api_client.patch(f"/api/v1/assessments/{feedback.pk}", {"value": 5}, format="json",
-                                HTTP_IF_MATCH="yesterday")
+    response = api_client.patch(
+        f"/api/v1/assessments/{feedback.pk}", {"value": 5}, format="json", HTTP_IF_MATCH="yesterday"
+    )
     assert response.status_code == 400 and "If-Match" in response.json()
 
 
@@ -294,14 +315,17 @@ def test_delete_with_a_stale_etag_is_412(api_client, feedback):
 
 @pytest.fixture
 def judge_score(trace):
-    return make_feedback(trace, name="relevance", value=0.2, source_type="LLM_JUDGE", source_id="judge",
-                         span_id=span_id(1))
+    return make_feedback(
+        trace, name="relevance", value=0.2, source_type="LLM_JUDGE", source_id="judge", span_id=span_id(1)
+    )
 
 
 def test_override_creates_a_new_assessment_and_invalidates_the_old(api_client, judge_score):
-    response = api_client.post(f"/api/v1/assessments/{judge_score.pk}/override",
-                               {"value": 0.9, "rationale": "judge missed it", "source": {"source_id": "rev"}},
-                               format="json")
+    response = api_client.post(
+        f"/api/v1/assessments/{judge_score.pk}/override",
+        {"value": 0.9, "rationale": "judge missed it", "source": {"source_id": "rev"}},
+        format="json",
+    )
     assert response.status_code == 201, response.json()
     new = response.json()
     assert new["overrides"] == judge_score.pk and new["value"] == 0.9 and new["name"] == "relevance"
@@ -310,7 +334,9 @@ def test_override_creates_a_new_assessment_and_invalidates_the_old(api_client, j
     assert old["valid"] is False and old["overridden_by"] == new["assessment_id"]
     history = api_client.get(f"/api/v1/assessments/{judge_score.pk}/history").json()
     assert [(r["action"], r["assessment_id"]) for r in history] == [
-        ("create", judge_score.pk), ("override", new["assessment_id"])]
+        ("create", judge_score.pk),
+        ("override", new["assessment_id"]),
+    ]
 
 
 def test_deleting_the_override_makes_the_original_valid_again(api_client, judge_score):
@@ -320,7 +346,10 @@ def test_deleting_the_override_makes_the_original_valid_again(api_client, judge_
 
 
 def test_override_twice_or_of_an_expectation_is_409(api_client, judge_score, trace):
-    assert api_client.post(f"/api/v1/assessments/{judge_score.pk}/override", {"value": 1}, format="json").status_code == 201
+    assert (
+        api_client.post(f"/api/v1/assessments/{judge_score.pk}/override", {"value": 1}, format="json").status_code
+        == 201
+    )
     again = api_client.post(f"/api/v1/assessments/{judge_score.pk}/override", {"value": 1}, format="json")
     assert again.status_code == 409 and "already overridden" in again.json()["detail"]
     expectation = make_expectation(trace)
@@ -328,8 +357,14 @@ def test_override_twice_or_of_an_expectation_is_409(api_client, judge_score, tra
     assert response.status_code == 409
 
 
-@pytest.mark.parametrize("body, field", [({}, "value"), ({"value": 1, "source": {"source_type": "X"}}, "source"),
-                                         ({"value": 1, "metadata": [1]}, "metadata")])
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({}, "value"),
+        ({"value": 1, "source": {"source_type": "X"}}, "source"),
+        ({"value": 1, "metadata": [1]}, "metadata"),
+    ],
+)
 def test_bad_override_is_400(api_client, judge_score, body, field):
     response = api_client.post(f"/api/v1/assessments/{judge_score.pk}/override", body, format="json")
     assert response.status_code == 400 and field in response.json()

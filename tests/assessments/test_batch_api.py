@@ -20,7 +20,12 @@ URL = "/api/v1/feedback:batch"
 
 
 def item(trace, **overrides):
-    return {"trace_id": trace.trace_id, "name": "user_satisfaction", "value": True, **overrides}
+    return {
+        "trace_id": trace.trace_id,
+        "name": "user_satisfaction",
+        "value": True,
+        **overrides,
+    }
 
 
 @pytest.fixture
@@ -41,18 +46,33 @@ def test_batch_creates_every_item_with_one_create_revision_each(api_client, api_
             metadata={"run": "7"},
         ),
         item(second_trace, name="label", value=["a", "b"]),
-        item(second_trace, name="judge", value=None, error={"error_code": "Timeout", "error_message": "slow"}),
+        item(
+            second_trace,
+            name="judge",
+            value=None,
+            error={"error_code": "Timeout", "error_message": "slow"},
+        ),
     ]
     response = api_client.post(URL, {"items": items}, format="json")
     assert response.status_code == 201, response.json()
     body = response.json()
     assert (body["created"], body["replayed"]) == (4, 0)
     ids = [row["assessment_id"] for row in body["assessments"]]
-    assert [row["trace_id"] for row in body["assessments"]] == [trace.pk, trace.pk, second_trace.pk, second_trace.pk]
+    assert [row["trace_id"] for row in body["assessments"]] == [
+        trace.pk,
+        trace.pk,
+        second_trace.pk,
+        second_trace.pk,
+    ]
     stored = {a.pk: a for a in Assessment.objects.all()}
     assert set(stored) == set(ids)
     relevance = stored[ids[1]]
-    assert (relevance.value, relevance.numeric_value, relevance.span_id, relevance.source_type) == (
+    assert (
+        relevance.value,
+        relevance.numeric_value,
+        relevance.span_id,
+        relevance.source_type,
+    ) == (
         0.75,
         0.75,
         "0000000000000002",
@@ -72,7 +92,12 @@ def test_batch_creates_every_item_with_one_create_revision_each(api_client, api_
 
 
 def test_one_bad_item_writes_nothing_and_names_index_and_field(api_client, trace):
-    items = [item(trace), item(trace, name=""), item(trace, value=None), item(trace, metadata={"k": 1})]
+    items = [
+        item(trace),
+        item(trace, name=""),
+        item(trace, value=None),
+        item(trace, metadata={"k": 1}),
+    ]
     response = api_client.post(URL, {"items": items}, format="json")
     assert response.status_code == 400
     body = response.json()
@@ -98,7 +123,9 @@ def test_one_bad_item_writes_nothing_and_names_index_and_field(api_client, trace
 def test_item_rules_are_those_of_log_feedback(trace, overrides, field):
     with pytest.raises(services.BatchValidationError) as info:
         services.log_feedback_batch(
-            items=[item(trace), item(trace, **overrides)], actor=Actor.for_system("t"), channel="api"
+            items=[item(trace), item(trace, **overrides)],
+            actor=Actor.for_system("t"),
+            channel="api",
         )
     assert list(info.value.item_errors) == [1]
     assert field in info.value.item_errors[1]
@@ -125,7 +152,11 @@ def test_unknown_and_invisible_traces_and_foreign_spans_are_item_errors(api_clie
 
 
 def test_retried_batch_never_duplicates(api_client, trace, second_trace):
-    items = [item(trace, idempotency_key="k1"), item(second_trace, idempotency_key="k2"), item(trace, name="x")]
+    items = [
+        item(trace, idempotency_key="k1"),
+        item(second_trace, idempotency_key="k2"),
+        item(trace, name="x"),
+    ]
     first = api_client.post(URL, {"items": items[:2]}, format="json")
     assert first.status_code == 201
     again = api_client.post(URL, {"items": items}, format="json")
@@ -154,12 +185,16 @@ def test_idempotency_key_of_single_path_is_honoured_and_reuse_for_other_item_ref
         replay.status_code == 200 and replay.json()["assessments"][0]["assessment_id"] == single.json()["assessment_id"]
     )
     clash = api_client.post(
-        URL, {"items": [item(trace), item(trace, name="other", idempotency_key="shared")]}, format="json"
+        URL,
+        {"items": [item(trace), item(trace, name="other", idempotency_key="shared")]},
+        format="json",
     )
     assert clash.status_code == 400
     assert clash.json()["items"] == {"1": {"idempotency_key": ["was already used for a different assessment"]}}
     twice = api_client.post(
-        URL, {"items": [item(trace, idempotency_key="n"), item(trace, idempotency_key="n")]}, format="json"
+        URL,
+        {"items": [item(trace, idempotency_key="n"), item(trace, idempotency_key="n")]},
+        format="json",
     )
     assert twice.status_code == 400 and "idempotency_key" in twice.json()["items"]["1"]
     assert Assessment.objects.count() == 1
@@ -167,18 +202,23 @@ def test_idempotency_key_of_single_path_is_honoured_and_reuse_for_other_item_ref
 
 @pytest.mark.parametrize(
     "body, message",
-    [({}, "This field is required."), ({"items": []}, "non-empty"), ({"items": "x"}, "non-empty"), ([1], "required")],
+    [
+        ({}, '"items" list'),
+        ({"items": []}, "items: must be a non-empty"),
+        ({"items": "x"}, "non-empty"),
+        ([1], '"items" list'),
+    ],
 )
 def test_bad_envelope_is_a_400_naming_items(api_client, body, message):
     response = api_client.post(URL, body, format="json")
     assert response.status_code == 400
-    assert message in str(response.json()["items"])
+    assert message in response.json()["detail"]
 
 
 def test_more_than_1000_items_is_refused(api_client, trace):
     response = api_client.post(URL, {"items": [item(trace)] * 1001}, format="json")
     assert response.status_code == 400
-    assert "limit is 1000" in str(response.json()["items"])
+    assert "limit is 1000" in response.json()["detail"]
     assert not Assessment.objects.exists()
 
 
@@ -225,7 +265,10 @@ def test_batch_for_several_experiments_checks_each(experiment, trace):
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
     response = client.post(URL, {"items": [item(trace), item(other_trace)]}, format="json")
     assert response.status_code == 201
-    assert set(Assessment.objects.values_list("experiment_id", flat=True)) == {experiment.pk, other.pk}
+    assert set(Assessment.objects.values_list("experiment_id", flat=True)) == {
+        experiment.pk,
+        other.pk,
+    }
 
 
 def test_reviewer_membership_in_only_one_experiment(django_user_model, experiment, trace):
@@ -233,7 +276,11 @@ def test_reviewer_membership_in_only_one_experiment(django_user_model, experimen
     user = django_user_model.objects.create_user(username="rita", password="pw")
     Membership.objects.create(user=user, experiment=experiment, role=Membership.Role.REVIEWER)
     with pytest.raises(services.BatchValidationError) as info:
-        services.log_feedback_batch(items=[item(trace), item(other_trace)], actor=Actor.for_user(user), channel="ui")
+        services.log_feedback_batch(
+            items=[item(trace), item(other_trace)],
+            actor=Actor.for_user(user),
+            channel="ui",
+        )
     assert list(info.value.item_errors) == [1]
 
 

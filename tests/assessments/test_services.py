@@ -1,4 +1,5 @@
 """The write path: every verb, its rules and the revision row it writes."""
+
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
 
@@ -31,7 +32,10 @@ def test_log_feedback_writes_one_create_revision(trace, reviewer):
     feedback = make_feedback(trace, actor=Actor.for_user(reviewer), channel="ui", rationale="helpful")
     [revision] = Revision.objects.all()
     assert (revision.action, revision.channel, revision.actor_user, revision.actor_label) == (
-        "create", "ui", reviewer, "alice",
+        "create",
+        "ui",
+        reviewer,
+        "alice",
     )
     assert revision.assessment_id == feedback.pk and revision.trace_id == trace.pk
     assert revision.before is None and revision.after["value"] is True and revision.after["rationale"] == "helpful"

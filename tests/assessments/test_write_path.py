@@ -211,6 +211,9 @@ def test_batch_copy_rows_equal_djangos_insert_values(trace):
     for obj in (assessment, revision):
         [fast] = list(_copy_values(type(obj), [obj]))
         assert as_sent(fast) == as_sent(_insert_values(obj))
-    [from_dict] = list(_copy_values(Revision, [{field.attname: getattr(revision, field.attname)
-                                                 for field in Revision._meta.concrete_fields}]))
+    [from_dict] = list(
+        _copy_values(
+            Revision, [{field.attname: getattr(revision, field.attname) for field in Revision._meta.concrete_fields}]
+        )
+    )
     assert as_sent(from_dict) == as_sent(_insert_values(revision))

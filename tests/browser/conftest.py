@@ -6,6 +6,7 @@ Without it the tests skip, unless FEEDBACKHUB_REQUIRE_BROWSER=1 (CI), where they
 Screenshots go to $FEEDBACKHUB_SCREENSHOTS (default: /tmp/feedbackhub-screenshots; not under
 test-results/, which pytest-playwright empties at the start of every session).
 """
+
 import os
 import shutil
 from pathlib import Path
@@ -19,8 +20,13 @@ os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 CHROMIUM = os.environ.get("FEEDBACKHUB_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
 ]
 
 
@@ -53,9 +59,17 @@ def watched(page, live):  # noqa: F811
     (an XSS alert would be one) and any request that leaves the live server."""
     problems = []
     page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
-    page.on("console", lambda message: problems.append(f"console: {message.text}")
-            if message.type == "error" and "404" not in message.text and "403" not in message.text
-            and "409" not in message.text else None)
+    page.on(
+        "console",
+        lambda message: (
+            problems.append(f"console: {message.text}")
+            if message.type == "error"
+            and "404" not in message.text
+            and "403" not in message.text
+            and "409" not in message.text
+            else None
+        ),
+    )
 
     def only_local(route):
         if route.request.url.startswith(live):

@@ -1,5 +1,6 @@
 """A reviewer's whole loop in Debian's chromium: sign in, filter, open a trace, read a span,
 rate, edit, override a judge, delete, read the history — asserting on the page and the database."""
+
 import re
 import time
 from datetime import datetime, timedelta, timezone
@@ -25,30 +26,74 @@ def rag_spans(question: str, answer: str, n: int, *, failing_tool: bool = False)
     ms = 1_000_000
     sid = lambda k: f"{n:08x}{k:08x}"  # noqa: E731
     spans = [
-        {"span_id": sid(1), "parent_span_id": None, "name": "answer_question", "span_type": "CHAIN",
-         "start_time_ns": start, "end_time_ns": start + 900 * ms, "status_code": "OK",
-         "inputs": {"question": question}, "outputs": answer},
-        {"span_id": sid(2), "parent_span_id": sid(1), "name": "retrieve_docs", "span_type": "RETRIEVER",
-         "start_time_ns": start + 5 * ms, "end_time_ns": start + 120 * ms, "status_code": "OK",
-         "inputs": {"query": question, "top_k": 2},
-         "outputs": [{"id": "doc-1", "page_content": "MLflow Tracing records inputs and outputs."}]},
-        {"span_id": sid(3), "parent_span_id": sid(1), "name": "ChatCompletion", "span_type": "CHAT_MODEL",
-         "start_time_ns": start + 130 * ms, "end_time_ns": start + 880 * ms, "status_code": "OK",
-         "inputs": {"model": "gpt-4o-mini", "messages": [
-             {"role": "system", "content": "Answer from the context only."},
-             {"role": "user", "content": f"Context: MLflow Tracing records inputs and outputs.\n\nQuestion: {question}"}]},
-         "outputs": {"choices": [{"message": {"role": "assistant", "content": answer}}]},
-         "attributes": {"llm.token_count.total": 412}},
+        {
+            "span_id": sid(1),
+            "parent_span_id": None,
+            "name": "answer_question",
+            "span_type": "CHAIN",
+            "start_time_ns": start,
+            "end_time_ns": start + 900 * ms,
+            "status_code": "OK",
+            "inputs": {"question": question},
+            "outputs": answer,
+        },
+        {
+            "span_id": sid(2),
+            "parent_span_id": sid(1),
+            "name": "retrieve_docs",
+            "span_type": "RETRIEVER",
+            "start_time_ns": start + 5 * ms,
+            "end_time_ns": start + 120 * ms,
+            "status_code": "OK",
+            "inputs": {"query": question, "top_k": 2},
+            "outputs": [{"id": "doc-1", "page_content": "MLflow Tracing records inputs and outputs."}],
+        },
+        {
+            "span_id": sid(3),
+            "parent_span_id": sid(1),
+            "name": "ChatCompletion",
+            "span_type": "CHAT_MODEL",
+            "start_time_ns": start + 130 * ms,
+            "end_time_ns": start + 880 * ms,
+            "status_code": "OK",
+            "inputs": {
+                "model": "gpt-4o-mini",
+                "messages": [
+                    {"role": "system", "content": "Answer from the context only."},
+                    {
+                        "role": "user",
+                        "content": f"Context: MLflow Tracing records inputs and outputs.\n\nQuestion: {question}",
+                    },
+                ],
+            },
+            "outputs": {"choices": [{"message": {"role": "assistant", "content": answer}}]},
+            "attributes": {"llm.token_count.total": 412},
+        },
     ]
     if failing_tool:
-        spans.append({
-            "span_id": sid(4), "parent_span_id": sid(1), "name": "lookup_release", "span_type": "TOOL",
-            "start_time_ns": start + 121 * ms, "end_time_ns": start + 128 * ms, "status_code": "ERROR",
-            "status_message": "TimeoutError: release API did not answer",
-            "events": [{"name": "exception", "timestamp_ns": start + 127 * ms, "attributes": {
-                "exception.type": "TimeoutError", "exception.message": "release API did not answer",
-                "exception.stacktrace": 'Traceback (most recent call last):\n  File "tools.py", line 12\nTimeoutError'}}],
-        })
+        spans.append(
+            {
+                "span_id": sid(4),
+                "parent_span_id": sid(1),
+                "name": "lookup_release",
+                "span_type": "TOOL",
+                "start_time_ns": start + 121 * ms,
+                "end_time_ns": start + 128 * ms,
+                "status_code": "ERROR",
+                "status_message": "TimeoutError: release API did not answer",
+                "events": [
+                    {
+                        "name": "exception",
+                        "timestamp_ns": start + 127 * ms,
+                        "attributes": {
+                            "exception.type": "TimeoutError",
+                            "exception.message": "release API did not answer",
+                            "exception.stacktrace": 'Traceback (most recent call last):\n  File "tools.py", line 12\nTimeoutError',
+                        },
+                    }
+                ],
+            }
+        )
     return spans
 
 
@@ -67,14 +112,25 @@ def demo(live):
     ]
     traces = []
     for n, (name, question, answer) in enumerate(questions):
-        traces.append(make_trace(
-            experiment, spans=rag_spans(question, answer, n, failing_tool=n == 3), name=name,
-            request_time=T0 + timedelta(minutes=n), tags={"env": "demo"},
-            metadata={"mlflow.trace.user": f"user_{n}", "app_version": "1.4.2"},
-        ))
+        traces.append(
+            make_trace(
+                experiment,
+                spans=rag_spans(question, answer, n, failing_tool=n == 3),
+                name=name,
+                request_time=T0 + timedelta(minutes=n),
+                tags={"env": "demo"},
+                metadata={"mlflow.trace.user": f"user_{n}", "app_version": "1.4.2"},
+            )
+        )
     target = traces[1]
-    judge = make_feedback(target, name="relevance", value=0.4, source_type="LLM_JUDGE", source_id="openai:/gpt-4o-mini",
-                          rationale="The answer ignores the question.")
+    judge = make_feedback(
+        target,
+        name="relevance",
+        value=0.4,
+        source_type="LLM_JUDGE",
+        source_id="openai:/gpt-4o-mini",
+        rationale="The answer ignores the question.",
+    )
     make_feedback(target, value=False, source_id="user_123")
     make_feedback(traces[0], value=True, source_id="user_456")
     return {"experiment": experiment, "traces": traces, "target": target, "judge": judge, "live": live}
@@ -147,7 +203,12 @@ def test_review_a_trace_from_list_to_history(watched, demo, shots):
     panel.get_by_role("button", name="Save").click()
     expect(panel.get_by_role("status")).to_contain_text("Added feedback")
     mine = Assessment.objects.get(trace=target, source_id="alice")
-    assert (mine.name, mine.value, mine.rationale, mine.source_type) == ("user_satisfaction", True, "Correct and cites the docs.", "HUMAN")
+    assert (mine.name, mine.value, mine.rationale, mine.source_type) == (
+        "user_satisfaction",
+        True,
+        "Correct and cites the docs.",
+        "HUMAN",
+    )
     assert mine.span_id == "0000000100000002"
     expect(panel.locator(f"#a-{mine.assessment_id}")).to_contain_text("Correct and cites the docs.")
     expect(page.locator("#trace-summary")).to_contain_text("1")  # the header chips refreshed themselves
@@ -230,7 +291,11 @@ def test_failed_spans_and_exceptions_are_readable(watched, demo, shots):
 def test_every_control_has_an_accessible_name(watched, demo):
     page, live = watched, demo["live"]
     sign_in(page, live)
-    for path in ["/", f"/experiments/{demo['experiment'].pk}/traces/", f"/traces/{demo['target'].trace_id}/?add=feedback"]:
+    for path in [
+        "/",
+        f"/experiments/{demo['experiment'].pk}/traces/",
+        f"/traces/{demo['target'].trace_id}/?add=feedback",
+    ]:
         page.goto(live + path)
         unnamed = page.evaluate("""() => {
             const named = (el) => (el.getAttribute('aria-label') || el.getAttribute('aria-labelledby')
@@ -249,8 +314,16 @@ def test_nothing_from_a_trace_or_feedback_executes(watched, demo):
     spans[2]["inputs"]["messages"].append({"role": XSS[1], "content": XSS[0]})
     spans[3]["events"][0]["attributes"]["exception.message"] = XSS[1]
     trace = make_trace(demo["experiment"], spans=spans, name=XSS[1], tags={XSS[0]: XSS[1]}, metadata={XSS[1]: XSS[0]})
-    make_feedback(trace, name=XSS[1], value=XSS[0], rationale=XSS[1], metadata={XSS[0]: XSS[1]},
-                  source_type="LLM_JUDGE", source_id=XSS[0], span_id=spans[1]["span_id"])
+    make_feedback(
+        trace,
+        name=XSS[1],
+        value=XSS[0],
+        rationale=XSS[1],
+        metadata={XSS[0]: XSS[1]},
+        source_type="LLM_JUDGE",
+        source_id=XSS[0],
+        span_id=spans[1]["span_id"],
+    )
     sign_in(page, live)
     page.goto(f"{live}/experiments/{demo['experiment'].pk}/traces/")
     page.goto(f"{live}/traces/{trace.trace_id}/")
@@ -277,12 +350,20 @@ def test_nothing_from_a_trace_or_feedback_executes(watched, demo):
 def test_a_thousand_span_trace_opens_collapsed_and_stays_usable(watched, demo, shots):
     page, live = watched, demo["live"]
     start = int(T0.timestamp() * 1e9)
-    spans = [{
-        "span_id": f"{n + 1:016x}", "parent_span_id": None if n == 0 else f"{(n - 1) // 4 + 1:016x}",
-        "name": "agent_run" if n == 0 else f"step_{n}", "span_type": ["AGENT", "LLM", "TOOL", "RETRIEVER"][n % 4],
-        "start_time_ns": start + n * 200_000, "end_time_ns": start + n * 200_000 + 3_000_000,
-        "status_code": "ERROR" if n == 777 else "OK", "inputs": {"n": n, "text": "x" * 200}, "outputs": {"ok": True},
-    } for n in range(1000)]
+    spans = [
+        {
+            "span_id": f"{n + 1:016x}",
+            "parent_span_id": None if n == 0 else f"{(n - 1) // 4 + 1:016x}",
+            "name": "agent_run" if n == 0 else f"step_{n}",
+            "span_type": ["AGENT", "LLM", "TOOL", "RETRIEVER"][n % 4],
+            "start_time_ns": start + n * 200_000,
+            "end_time_ns": start + n * 200_000 + 3_000_000,
+            "status_code": "ERROR" if n == 777 else "OK",
+            "inputs": {"n": n, "text": "x" * 200},
+            "outputs": {"ok": True},
+        }
+        for n in range(1000)
+    ]
     trace = make_trace(demo["experiment"], spans=spans, name="agent_run")
     sign_in(page, live)
     began = time.monotonic()

@@ -4,6 +4,7 @@ a production gunicorn on it, and the figures they report at the end of the run.
 They are skipped unless FEEDBACKHUB_RELIABILITY=1 (`make reliability`), because they start
 their own PostgreSQL (initdb + pg_ctl) and gunicorn, SIGKILL them and stop the database.
 """
+
 import json
 import os
 from pathlib import Path

@@ -1,4 +1,5 @@
 """Client threads that drive trace and feedback writes at a live server and record every outcome."""
+
 from __future__ import annotations
 
 import random
@@ -16,14 +17,30 @@ def trace_body(trace_id: str, experiment_id: int) -> dict:
     start = time.time_ns()
     root = uuid.uuid4().hex[:16]
     spans = [
-        {"span_id": root, "parent_span_id": None, "name": "root", "span_type": "CHAIN", "start_time_ns": start,
-         "end_time_ns": start + 9_000_000, "status_code": "OK", "inputs": {"question": "q"}, "outputs": "a"}
+        {
+            "span_id": root,
+            "parent_span_id": None,
+            "name": "root",
+            "span_type": "CHAIN",
+            "start_time_ns": start,
+            "end_time_ns": start + 9_000_000,
+            "status_code": "OK",
+            "inputs": {"question": "q"},
+            "outputs": "a",
+        }
     ]
     for n in range(1, SPANS_PER_TRACE):
         spans.append(
-            {"span_id": uuid.uuid4().hex[:16], "parent_span_id": root, "name": f"step_{n}", "span_type": "LLM",
-             "start_time_ns": start + n * 1_000_000, "end_time_ns": start + (n + 1) * 1_000_000,
-             "inputs": {"n": n}, "outputs": {"text": "x" * 200}}
+            {
+                "span_id": uuid.uuid4().hex[:16],
+                "parent_span_id": root,
+                "name": f"step_{n}",
+                "span_type": "LLM",
+                "start_time_ns": start + n * 1_000_000,
+                "end_time_ns": start + (n + 1) * 1_000_000,
+                "inputs": {"n": n},
+                "outputs": {"text": "x" * 200},
+            }
         )
     return {"experiment_id": str(experiment_id), "trace_id": trace_id, "spans": spans}
 
@@ -70,7 +87,10 @@ class Load:
         attempt.started = time.monotonic()
         try:
             response = session.request(
-                attempt.method, self.base + attempt.path, json=attempt.body, headers={**self.headers, **attempt.headers},
+                attempt.method,
+                self.base + attempt.path,
+                json=attempt.body,
+                headers={**self.headers, **attempt.headers},
                 timeout=self.timeout,
             )
             attempt.status = response.status_code
@@ -93,8 +113,11 @@ class Load:
 
     def post_feedback(self, session, trace_id: str, key=None, value=None) -> Attempt:
         key = key or uuid.uuid4().hex
-        body = {"name": "user_satisfaction", "value": random.choice([True, False]) if value is None else value,
-                "rationale": f"load {key[:8]}"}
+        body = {
+            "name": "user_satisfaction",
+            "value": random.choice([True, False]) if value is None else value,
+            "rationale": f"load {key[:8]}",
+        }
         path = f"/api/v1/traces/{trace_id}/feedback"
         return self.send(session, Attempt("feedback", key, "POST", path, body, {"Idempotency-Key": key}))
 

@@ -4,6 +4,7 @@ The instance lives in a temporary folder on its own port (initdb + pg_ctl), so t
 tests may stop and crash it without touching any shared server. When the tests run
 as root, PostgreSQL runs as the `postgres` system user (initdb refuses root).
 """
+
 from __future__ import annotations
 
 import os
@@ -84,7 +85,9 @@ class PostgresInstance:
     def query(self, sql: str, params=()) -> list[tuple]:
         import psycopg
 
-        with psycopg.connect(f"host=127.0.0.1 port={self.port} user=postgres dbname=feedbackhub", autocommit=True) as conn:
+        with psycopg.connect(
+            f"host=127.0.0.1 port={self.port} user=postgres dbname=feedbackhub", autocommit=True
+        ) as conn:
             return conn.execute(sql, params).fetchall()
 
 
@@ -124,8 +127,12 @@ class Gunicorn:
 
     def __init__(self, env: dict, log_dir: Path, workers: int = 2):
         self.port = free_port()
-        self.env = {**env, "GUNICORN_BIND": f"127.0.0.1:{self.port}", "GUNICORN_WORKERS": str(workers),
-                    "GUNICORN_LOG_LEVEL": "warning"}
+        self.env = {
+            **env,
+            "GUNICORN_BIND": f"127.0.0.1:{self.port}",
+            "GUNICORN_WORKERS": str(workers),
+            "GUNICORN_LOG_LEVEL": "warning",
+        }
         self.log_path = log_dir / f"gunicorn-{self.port}.log"
         self.process: subprocess.Popen | None = None
 
@@ -139,12 +146,18 @@ class Gunicorn:
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
             [str(VENV_BIN / "gunicorn"), "-c", "gunicorn.conf.py", "feedbackhub.wsgi"],
-            cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            cwd=ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         log.close()
         while time.monotonic() - started < timeout:
             if self.process.poll() is not None:
-                raise RuntimeError(f"gunicorn exited with {self.process.returncode}:\n{self.log_path.read_text()[-3000:]}")
+                raise RuntimeError(
+                    f"gunicorn exited with {self.process.returncode}:\n{self.log_path.read_text()[-3000:]}"
+                )
             try:
                 if requests.get(self.base + "/healthz", timeout=1).status_code == 200:
                     return time.monotonic() - started

@@ -1,4 +1,5 @@
 """Refusing abuse cleanly: per-key rate limits, login brute force, key rotation without downtime."""
+
 from datetime import timedelta
 
 import pytest
@@ -48,7 +49,9 @@ def test_rate_limit_is_per_key_not_per_address(experiment, tight_limits):
 
 def test_writes_count_against_the_key_too(api_client, trace, tight_limits):
     statuses = [
-        api_client.post(f"/api/v1/traces/{trace.trace_id}/feedback", {"name": "n", "value": i}, format="json").status_code
+        api_client.post(
+            f"/api/v1/traces/{trace.trace_id}/feedback", {"name": "n", "value": i}, format="json"
+        ).status_code
         for i in range(4)
     ]
     assert statuses == [201, 201, 201, 429]

@@ -3,6 +3,7 @@
 Runs on PostgreSQL only (the CI run with DATABASE_URL); the version under live load (marker
 `reliability`) runs against the private instance behind gunicorn.
 """
+
 import os
 import shutil
 import subprocess
@@ -96,5 +97,7 @@ def test_backup_under_live_load_matches_its_snapshot(private_postgres, gunicorn,
     figures["backup_under_load"] = {
         "seconds": round(seconds, 2),
         "acknowledged_writes_during_backup": writes_during,
-        "rows": {table: int(source) for table, (source, _) in counts.items() if table.startswith(("traces_", "assessments_"))},
+        "rows": {
+            table: int(source) for table, (source, _) in counts.items() if table.startswith(("traces_", "assessments_"))
+        },
     }

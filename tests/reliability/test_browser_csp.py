@@ -1,6 +1,7 @@
 """In Debian's chromium, under the production CSP: the README's thumbs example
 (static/examples/thumbs.html) stores an end user's click with nothing but the token, and the
 reviewer's pages run without a single CSP violation and show that end user's feedback."""
+
 import mimetypes
 import os
 import shutil
@@ -27,8 +28,11 @@ pytestmark = [pytest.mark.browser, pytest.mark.skipif(not shutil.which(CHROMIUM)
 
 @pytest.fixture(scope="session")
 def browser_type_launch_args(browser_type_launch_args):
-    return {**browser_type_launch_args, "executable_path": CHROMIUM,
-            "args": ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"]}
+    return {
+        **browser_type_launch_args,
+        "executable_path": CHROMIUM,
+        "args": ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"],
+    }
 
 
 ORIGIN = "http://testserver"
@@ -50,12 +54,20 @@ def serve_in_process(page, client=None):
                 route.fulfill(status=404, body="not found")
                 return
             kind = mimetypes.guess_type(found)[0] or "application/octet-stream"
-            route.fulfill(status=200, body=Path(found).read_bytes(),
-                          headers={"Content-Type": kind, "Content-Security-Policy": django_settings.FEEDBACKHUB_CSP})
+            route.fulfill(
+                status=200,
+                body=Path(found).read_bytes(),
+                headers={"Content-Type": kind, "Content-Security-Policy": django_settings.FEEDBACKHUB_CSP},
+            )
             return
         headers = {k: v for k, v in request.headers.items() if k.lower() in ("origin", "accept", "content-type")}
-        response = client.generic(request.method, request.url.removeprefix(ORIGIN), data=request.post_data_buffer or b"",
-                                  content_type=headers.pop("content-type", "application/octet-stream"), headers=headers)
+        response = client.generic(
+            request.method,
+            request.url.removeprefix(ORIGIN),
+            data=request.post_data_buffer or b"",
+            content_type=headers.pop("content-type", "application/octet-stream"),
+            headers=headers,
+        )
         route.fulfill(status=response.status_code, headers=dict(response.items()), body=response.content)
 
     page.route(f"{ORIGIN}/**", handle)
@@ -65,8 +77,9 @@ def serve_in_process(page, client=None):
 def test_thumbs_widget_posts_end_user_feedback_under_csp(experiment, page):
     trace = make_trace(experiment)
     api_key, _ = make_api_key(experiment)
-    token = public_api.issue_token(trace=trace, actor=Actor.for_key(api_key), names=["user_satisfaction"],
-                                   value_types=["boolean"])["token"]
+    token = public_api.issue_token(
+        trace=trace, actor=Actor.for_key(api_key), names=["user_satisfaction"], value_types=["boolean"]
+    )["token"]
     console = []
     page.on("console", lambda message: console.append(message.text))
     serve_in_process(page)
@@ -101,7 +114,10 @@ def test_reviewer_pages_run_under_csp_and_show_end_user_feedback(experiment, rev
     client = Client()
     client.force_login(reviewer)
     violations = []
-    page.on("console", lambda message: violations.append(message.text) if "Content Security Policy" in message.text else None)
+    page.on(
+        "console",
+        lambda message: violations.append(message.text) if "Content Security Policy" in message.text else None,
+    )
     serve_in_process(page, client)
 
     for path in ("/", experiment.get_absolute_url(), trace.get_absolute_url()):

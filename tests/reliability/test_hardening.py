@@ -1,4 +1,5 @@
 """Hardened deployment: security headers, CSP without inline code, check --deploy, secrets from files."""
+
 import os
 import re
 import secrets
@@ -41,10 +42,17 @@ def test_secrets_can_come_from_files(tmp_path):
     secret_file.write_text(PRODUCTION_ENV["DJANGO_SECRET_KEY"] + "\n")
     url_file = tmp_path / "database_url"
     url_file.write_text(f"sqlite:///{tmp_path / 'from-file.sqlite3'}\n")
-    env = {**PRODUCTION_ENV, "DJANGO_SECRET_KEY": "", "DJANGO_SECRET_KEY_FILE": str(secret_file),
-           "DATABASE_URL_FILE": str(url_file)}
+    env = {
+        **PRODUCTION_ENV,
+        "DJANGO_SECRET_KEY": "",
+        "DJANGO_SECRET_KEY_FILE": str(secret_file),
+        "DATABASE_URL_FILE": str(url_file),
+    }
     result = run_manage(
-        "shell", "--verbosity", "0", "-c",
+        "shell",
+        "--verbosity",
+        "0",
+        "-c",
         "from django.conf import settings as s; print(s.SECRET_KEY == open(%r).read().strip(), s.DATABASES['default']['NAME'])"
         % str(secret_file),
         env_extra=env,
@@ -82,7 +90,10 @@ def test_swagger_ui_loads_its_script_from_a_url_not_inline(client):
 
 def test_hsts_and_secure_cookies_in_production(settings):
     result = run_manage(
-        "shell", "--verbosity", "0", "-c",
+        "shell",
+        "--verbosity",
+        "0",
+        "-c",
         "from django.conf import settings as s; print(s.SECURE_HSTS_SECONDS, s.SESSION_COOKIE_SECURE, "
         "s.CSRF_COOKIE_SECURE, s.SECURE_SSL_REDIRECT, s.SECURE_HSTS_INCLUDE_SUBDOMAINS)",
         env_extra=PRODUCTION_ENV,
@@ -115,8 +126,12 @@ JS_URL = re.compile(r"""(href|src|action)\s*=\s*["']\s*javascript:""", re.IGNORE
 
 def csp_violations(text: str) -> list[str]:
     found = []
-    for name, pattern in (("inline event handler", INLINE_HANDLER), ("inline <script>", INLINE_SCRIPT),
-                          ("style attribute", STYLE_ATTRIBUTE), ("javascript: URL", JS_URL)):
+    for name, pattern in (
+        ("inline event handler", INLINE_HANDLER),
+        ("inline <script>", INLINE_SCRIPT),
+        ("style attribute", STYLE_ATTRIBUTE),
+        ("javascript: URL", JS_URL),
+    ):
         found += [f"{name}: {match.group(0).strip()}" for match in pattern.finditer(text)]
     if re.search(r"<style[\s>]", text, re.IGNORECASE):
         found.append("inline <style> element")

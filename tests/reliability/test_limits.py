@@ -1,4 +1,5 @@
 """Every configured limit answers a clear 4xx naming the field, and stores nothing."""
+
 import pytest
 
 from assessments.models import Assessment
@@ -84,5 +85,7 @@ def test_filter_nesting_limit(api_client, experiment):
 
 def test_name_and_id_lengths(api_client, trace, experiment):
     assert "name" in api_client.post(feedback_url(trace), {"name": "n" * 251, "value": 1}, format="json").json()
-    response = api_client.post("/api/v1/traces", {"spans": make_spans(1), "client_request_id": "c" * 251}, format="json")
+    response = api_client.post(
+        "/api/v1/traces", {"spans": make_spans(1), "client_request_id": "c" * 251}, format="json"
+    )
     assert response.status_code == 400 and "client_request_id" in response.json()

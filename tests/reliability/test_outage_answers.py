@@ -1,5 +1,6 @@
 """What clients see while the database is away, checked in-process (the real outage, with a
 stopped PostgreSQL behind gunicorn, is tests/reliability/test_server_failures.py)."""
+
 import pytest
 from django.db import connection
 from django.db.utils import InterfaceError, OperationalError

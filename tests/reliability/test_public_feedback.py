@@ -1,4 +1,5 @@
 """End-user feedback without secrets: signed tokens, the public endpoint, CORS, scopes and limits."""
+
 import time
 
 import pytest
@@ -35,7 +36,9 @@ def browser():
 
 def post_public(client, token, name="user_satisfaction", value=True, **extra):
     headers = extra.pop("headers", {})
-    return client.post(PUBLIC_URL, {"token": token, "name": name, "value": value, **extra}, format="json", headers=headers)
+    return client.post(
+        PUBLIC_URL, {"token": token, "name": name, "value": value, **extra}, format="json", headers=headers
+    )
 
 
 def test_token_then_thumbs_up_is_stored_as_end_user_feedback(api_client, browser, trace):
@@ -51,13 +54,18 @@ def test_token_then_thumbs_up_is_stored_as_end_user_feedback(api_client, browser
     assert body["end_user"] == f"end-user:{issued['end_user']}" and body["uses_left"] == 0
     feedback = Assessment.objects.get(pk=body["assessment_id"])
     assert (feedback.trace_id, feedback.name, feedback.value, feedback.rationale) == (
-        trace.trace_id, "user_satisfaction", True, "great answer",
+        trace.trace_id,
+        "user_satisfaction",
+        True,
+        "great answer",
     )
     assert feedback.source_type == "HUMAN" and feedback.source_id == f"end-user:{issued['end_user']}"
     assert feedback.created_by is None and feedback.created_by_key is None
     [revision] = Revision.objects.filter(assessment_id=feedback.pk)
     assert (revision.action, revision.channel, revision.actor_label) == (
-        "create", "public", f"end-user:{issued['end_user']}",
+        "create",
+        "public",
+        f"end-user:{issued['end_user']}",
     )
 
 
@@ -219,8 +227,11 @@ def cors(settings):
 def test_preflight_from_an_allowed_origin(browser, cors):
     response = browser.options(
         PUBLIC_URL,
-        headers={"Origin": "https://shop.example", "Access-Control-Request-Method": "POST",
-                 "Access-Control-Request-Headers": "content-type"},
+        headers={
+            "Origin": "https://shop.example",
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "content-type",
+        },
     )
     assert response.status_code == 204
     assert response["Access-Control-Allow-Origin"] == "https://shop.example"
@@ -230,7 +241,9 @@ def test_preflight_from_an_allowed_origin(browser, cors):
 
 
 def test_preflight_from_another_origin_gets_no_cors_headers(browser, cors):
-    response = browser.options(PUBLIC_URL, headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"})
+    response = browser.options(
+        PUBLIC_URL, headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"}
+    )
     assert response.status_code == 403
     assert "Access-Control-Allow-Origin" not in response
 

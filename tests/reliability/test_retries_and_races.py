@@ -1,5 +1,6 @@
 """Retries are safe and edits are not lost: idempotency keys (also under concurrent duplicates),
 idempotent trace ingestion, ETag / If-Match between racing editors, token uses under a race."""
+
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -11,7 +12,7 @@ from rest_framework.test import APIClient
 from assessments.models import Assessment, Revision
 from traces.models import Span, Trace
 
-from ..factories import make_experiment, make_feedback, make_spans, make_trace, make_api_key
+from ..factories import make_api_key, make_experiment, make_feedback, make_spans, make_trace
 
 THREADS = 6
 
@@ -69,7 +70,9 @@ def test_retry_with_the_same_key_returns_the_original_and_writes_nothing(api_cli
 def test_expectations_accept_idempotency_keys_too(api_client, trace):
     url = f"/api/v1/traces/{trace.trace_id}/expectations"
     body = {"name": "expected_answer", "value": "42"}
-    statuses = [api_client.post(url, body, format="json", headers={"Idempotency-Key": "e-1"}).status_code for _ in range(3)]
+    statuses = [
+        api_client.post(url, body, format="json", headers={"Idempotency-Key": "e-1"}).status_code for _ in range(3)
+    ]
     assert statuses == [201, 200, 200] and Assessment.objects.count() == 1
 
 
@@ -88,8 +91,12 @@ def test_keys_are_scoped_to_the_experiment(trace, api_client):
     other_trace = make_trace(other)
     other_client = key_client(make_api_key(other)[1])
     for client, t in ((api_client, trace), (other_client, other_trace)):
-        response = client.post(f"/api/v1/traces/{t.trace_id}/feedback", {"name": "n", "value": 1}, format="json",
-                               headers={"Idempotency-Key": "same"})
+        response = client.post(
+            f"/api/v1/traces/{t.trace_id}/feedback",
+            {"name": "n", "value": 1},
+            format="json",
+            headers={"Idempotency-Key": "same"},
+        )
         assert response.status_code == 201
     assert Assessment.objects.count() == 2
 
@@ -97,8 +104,12 @@ def test_keys_are_scoped_to_the_experiment(trace, api_client):
 @pytest.mark.django_db
 @pytest.mark.parametrize("key", ["", "k" * 201])
 def test_bad_idempotency_key_is_a_400(api_client, trace, key):
-    response = api_client.post(f"/api/v1/traces/{trace.trace_id}/feedback", {"name": "n", "value": 1}, format="json",
-                               headers={"Idempotency-Key": key})
+    response = api_client.post(
+        f"/api/v1/traces/{trace.trace_id}/feedback",
+        {"name": "n", "value": 1},
+        format="json",
+        headers={"Idempotency-Key": key},
+    )
     assert response.status_code == 400 and "Idempotency-Key" in response.json()
 
 
@@ -142,9 +153,11 @@ def test_concurrent_duplicate_traces_store_one_trace_with_its_spans(experiment, 
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_posts_with_one_public_token_store_max_uses(experiment, api_key):
     trace = make_trace(experiment)
-    token = key_client(api_key[1]).post(
-        f"/api/v1/traces/{trace.trace_id}/feedback-tokens", {"max_uses": 2}, format="json"
-    ).json()["token"]
+    token = (
+        key_client(api_key[1])
+        .post(f"/api/v1/traces/{trace.trace_id}/feedback-tokens", {"max_uses": 2}, format="json")
+        .json()["token"]
+    )
 
     responses = run_together(
         THREADS,
@@ -153,7 +166,9 @@ def test_concurrent_posts_with_one_public_token_store_max_uses(experiment, api_k
         ),
     )
 
-    assert sorted(r.status_code for r in responses) == [201, 201] + [409] * (THREADS - 2), [r.content for r in responses]
+    assert sorted(r.status_code for r in responses) == [201, 201] + [409] * (THREADS - 2), [
+        r.content for r in responses
+    ]
     assert Assessment.objects.count() == 2 and Revision.objects.count() == 2
 
 
@@ -194,8 +209,9 @@ def test_stale_delete_is_refused(api_client, trace):
 @pytest.mark.parametrize("header", ['"x"', "abc", '"1.5"'])
 def test_unparseable_if_match_is_a_400(api_client, trace, header):
     feedback = make_feedback(trace)
-    response = api_client.patch(f"/api/v1/assessments/{feedback.pk}", {"value": 1}, format="json",
-                                headers={"If-Match": header})
+    response = api_client.patch(
+        f"/api/v1/assessments/{feedback.pk}", {"value": 1}, format="json", headers={"If-Match": header}
+    )
     assert response.status_code == 400 and "If-Match" in response.json()
 
 

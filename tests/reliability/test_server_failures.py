@@ -4,6 +4,7 @@ Both run gunicorn (gthread, production settings) on a private PostgreSQL instanc
 (tests/reliability/servers.py), so the shared database server is never touched.
 Slow (about a minute on two cores): `make reliability` or FEEDBACKHUB_RELIABILITY=1.
 """
+
 import time
 
 import pytest
@@ -97,7 +98,10 @@ def check_acknowledged(pg, load: Load) -> dict:
     lost = [a.ident for a in patches if patched.get(a.ident) != (2, a.body["value"], 1)]
     figures = {
         "traces": {"acknowledged": len(traces), "found_complete": len(traces) - len(missing)},
-        "feedback": {"acknowledged": len(feedback), "found_once_with_revision": len(feedback) - len({*wrong, *no_revision})},
+        "feedback": {
+            "acknowledged": len(feedback),
+            "found_once_with_revision": len(feedback) - len({*wrong, *no_revision}),
+        },
         "edits": {"acknowledged": len(patches), "found_with_revision": len(patches) - len(lost)},
     }
     assert missing == [], f"acknowledged traces missing or incomplete: {missing[:5]}"

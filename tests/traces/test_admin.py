@@ -1,4 +1,5 @@
 """Admin for experiments, memberships, API keys, traces and spans."""
+
 import re
 
 import pytest
@@ -18,8 +19,9 @@ def shown_key(response) -> str:
 
 
 def test_adding_an_api_key_shows_it_once_and_stores_only_its_hash(admin_client, admin_user, experiment):
-    response = admin_client.post("/admin/traces/apikey/add/", {"label": "ci", "experiments": [experiment.pk]},
-                                 follow=True)
+    response = admin_client.post(
+        "/admin/traces/apikey/add/", {"label": "ci", "experiments": [experiment.pk]}, follow=True
+    )
     assert response.status_code == 200
     raw = shown_key(response)
     key = ApiKey.objects.get()
@@ -39,8 +41,9 @@ def test_an_api_key_needs_an_experiment(admin_client):
 
 def test_the_revoke_action_makes_the_key_answer_401(admin_client, experiment):
     key, raw = make_api_key(experiment)
-    response = admin_client.post("/admin/traces/apikey/", {"action": "revoke", "_selected_action": [key.pk]},
-                                 follow=True)
+    response = admin_client.post(
+        "/admin/traces/apikey/", {"action": "revoke", "_selected_action": [key.pk]}, follow=True
+    )
     assert "Revoked 1 API key" in response.content.decode()
     key.refresh_from_db()
     assert key.revoked_at is not None
@@ -51,8 +54,9 @@ def test_the_revoke_action_makes_the_key_answer_401(admin_client, experiment):
 
 def test_the_rotate_action_shows_the_new_key_once(admin_client, experiment):
     key, raw = make_api_key(experiment)
-    response = admin_client.post("/admin/traces/apikey/", {"action": "rotate", "_selected_action": [key.pk]},
-                                 follow=True)
+    response = admin_client.post(
+        "/admin/traces/apikey/", {"action": "rotate", "_selected_action": [key.pk]}, follow=True
+    )
     new_raw = shown_key(response)
     new_key = ApiKey.objects.get(key_hash=ApiKey.hash(new_raw))
     assert list(new_key.experiments.all()) == [experiment]
@@ -72,18 +76,25 @@ def test_api_keys_cannot_be_deleted(admin_client, experiment):
 def test_changing_a_key_changes_only_its_label(admin_client, experiment, other_experiment):
     key, _ = make_api_key(experiment)
     hash_before = key.key_hash
-    admin_client.post(f"/admin/traces/apikey/{key.pk}/change/", {"label": "renamed",
-                                                                 "experiments": [other_experiment.pk]})
+    admin_client.post(
+        f"/admin/traces/apikey/{key.pk}/change/", {"label": "renamed", "experiments": [other_experiment.pk]}
+    )
     key.refresh_from_db()
     assert key.label == "renamed" and key.key_hash == hash_before and list(key.experiments.all()) == [experiment]
 
 
 def test_adding_an_experiment_with_a_member(admin_client, reviewer):
-    response = admin_client.post("/admin/traces/experiment/add/", {
-        "name": "support-bot", "description": "",
-        "memberships-TOTAL_FORMS": "1", "memberships-INITIAL_FORMS": "0",
-        "memberships-0-user": reviewer.pk, "memberships-0-role": "viewer",
-    })
+    response = admin_client.post(
+        "/admin/traces/experiment/add/",
+        {
+            "name": "support-bot",
+            "description": "",
+            "memberships-TOTAL_FORMS": "1",
+            "memberships-INITIAL_FORMS": "0",
+            "memberships-0-user": reviewer.pk,
+            "memberships-0-role": "viewer",
+        },
+    )
     assert response.status_code == 302
     experiment = Experiment.objects.get(name="support-bot")
     assert Membership.objects.get(experiment=experiment).role == "viewer"

@@ -1,4 +1,5 @@
 """The experiments and traces endpoints of the native API, through HTTP with real API keys."""
+
 import json
 
 import pytest
@@ -48,8 +49,15 @@ def test_create_experiment_with_a_taken_name_is_409(api_client, experiment):
     assert response.status_code == 409 and "rag-demo" in response.json()["detail"]
 
 
-@pytest.mark.parametrize("body, field", [({}, "name"), ({"name": ""}, "name"), ({"name": "x" * 251}, "name"),
-                                         ({"name": 5, "description": ["x"]}, "description")])
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({}, "name"),
+        ({"name": ""}, "name"),
+        ({"name": "x" * 251}, "name"),
+        ({"name": 5, "description": ["x"]}, "description"),
+    ],
+)
 def test_create_experiment_bad_input_names_the_field(api_client, body, field):
     response = api_client.post("/api/v1/experiments", body, format="json")
     assert response.status_code == 400 and field in response.json()

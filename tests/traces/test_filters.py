@@ -1,6 +1,7 @@
 """The filter language: tokenizer and parser (no database), then its SQL on the recorded MLflow
 dataset and our extensions. The database tests run unchanged on SQLite and PostgreSQL; the
 expected results are written out, so a pass on both proves both give the same answers."""
+
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -120,9 +121,7 @@ class TestParseTrees:
         assert parsed == value and type(parsed.value) is type(value.value)
 
     def test_in_list(self):
-        assert parse_filter("feedback.x IN ('a', 2, true)").value == (
-            string("a"), number(2), Literal("boolean", True)
-        )
+        assert parse_filter("feedback.x IN ('a', 2, true)").value == (string("a"), number(2), Literal("boolean", True))
 
     @pytest.mark.parametrize(
         "text, field",
@@ -169,8 +168,13 @@ class TestParseErrors:
     @pytest.mark.parametrize(
         "text, message, position, token",
         [
-            ("feedbak.x = 'a'", "Unknown field 'feedbak.x'; expected feedback., expectation., tags., metadata., "
-             "trace., span., attributes.", 0, "feedbak.x"),
+            (
+                "feedbak.x = 'a'",
+                "Unknown field 'feedbak.x'; expected feedback., expectation., tags., metadata., "
+                "trace., span., attributes.",
+                0,
+                "feedbak.x",
+            ),
             ("assessment.x = 'a'", "Unknown field 'assessment.x'", 0, "assessment.x"),
             ("issue.id = 'iss-1'", "Unknown field 'issue.id'", 0, "issue.id"),
             ("status = 'OK' AND foo = 'a'", "Unknown field 'foo'", 18, "foo"),
@@ -378,8 +382,11 @@ class TestRecordedMlflowTable:
             ("feedback.tone LIKE '%fri%'", "A"),
             ("feedback.tone LIKE '\"fri%'", "A"),
             ("feedback.faithfulness IS NOT NULL", "A"),  # error-only feedback counts as present
-            ("expectation.expected_answer = "
-             "'MLflow is an open source platform for managing the end-to-end ML lifecycle.'", "A"),
+            (
+                "expectation.expected_answer = "
+                "'MLflow is an open source platform for managing the end-to-end ML lifecycle.'",
+                "A",
+            ),
             ("expectation.expected_answer LIKE '%lifecycle%'", "A"),
             ("expectation.expected_answer IS NOT NULL", "A"),
             ("attributes.status = 'OK'", "ABD"),
@@ -425,8 +432,15 @@ class TestRecordedMlflowTable:
 
     @pytest.mark.parametrize(
         "text",
-        ["assessment.x = 'a'", "assessments.x = 'a'", "trace.state = 'OK'", "issue.id = 'iss-123'", "run_id = 'r'",
-         "span.content LIKE '%open source%'", "trace.text ILIKE '%mlflow%'"],
+        [
+            "assessment.x = 'a'",
+            "assessments.x = 'a'",
+            "trace.state = 'OK'",
+            "issue.id = 'iss-123'",
+            "run_id = 'r'",
+            "span.content LIKE '%open source%'",
+            "trace.text ILIKE '%mlflow%'",
+        ],
     )
     def test_rejected_with_a_filter_error(self, recorded, text):
         with pytest.raises(FilterError):
@@ -566,9 +580,11 @@ class TestExtensions:
         assert list(result) == [recorded["D"], recorded["B"], recorded["A"]]
 
     def test_one_query(self, recorded, django_assert_num_queries):
-        text = ("(feedback.user_satisfaction = 'true' OR feedback.rating > 3) AND NOT span.status = 'ERROR' "
-                "AND tags.env IN ('demo', 'prod') AND expectation.expected_answer LIKE '%ML%' "
-                f"AND trace.end_time_ms > {T0_MS}")
+        text = (
+            "(feedback.user_satisfaction = 'true' OR feedback.rating > 3) AND NOT span.status = 'ERROR' "
+            "AND tags.env IN ('demo', 'prod') AND expectation.expected_answer LIKE '%ML%' "
+            f"AND trace.end_time_ms > {T0_MS}"
+        )
         with django_assert_num_queries(1):
             assert len(filter_traces(Trace.objects.all(), text)) == 1
 
@@ -660,9 +676,24 @@ class TestValueTypes:
             ("feedback.v IS NOT NULL", sorted(VALUES)),
             ("feedback.v != 'true'", sorted(set(VALUES) - {"true", "string_true", "error_only"})),
             ("feedback.v != 1", sorted(set(VALUES) - {"one", "one_float", "error_only"})),
-            ("feedback.v NOT LIKE '%e%'", ["backslash", "cafe", "empty", "four_and_a_half", "list", "minus_two",
-                                           "object", "one", "one_float", "percent", "quoted", "string_number",
-                                           "zero"]),
+            (
+                "feedback.v NOT LIKE '%e%'",
+                [
+                    "backslash",
+                    "cafe",
+                    "empty",
+                    "four_and_a_half",
+                    "list",
+                    "minus_two",
+                    "object",
+                    "one",
+                    "one_float",
+                    "percent",
+                    "quoted",
+                    "string_number",
+                    "zero",
+                ],
+            ),
         ],
     )
     def test_result(self, valued, text, expected):
@@ -728,14 +759,46 @@ def test_longest_filters_run(recorded, settings):
 # --- properties ------------------------------------------------------------------------------
 
 FIELD_NAMES = [
-    "feedback.user_satisfaction", "feedback.relevance", "feedback.rating", "feedback.tone", "feedback.faithfulness",
-    "feedback.`odd.name`", "expectation.expected_answer", "tags.env", "tag.`mlflow.traceName`", "tags.`1`",
-    "metadata.`mlflow.trace.user`", "status", "trace.name", "trace.timestamp_ms", "trace.execution_time_ms",
-    "trace.end_time_ms", "trace.client_request_id", "request_id", "trace.session_id", "trace.user_id",
-    "span.name", "span.type", "span.status",
+    "feedback.user_satisfaction",
+    "feedback.relevance",
+    "feedback.rating",
+    "feedback.tone",
+    "feedback.faithfulness",
+    "feedback.`odd.name`",
+    "expectation.expected_answer",
+    "tags.env",
+    "tag.`mlflow.traceName`",
+    "tags.`1`",
+    "metadata.`mlflow.trace.user`",
+    "status",
+    "trace.name",
+    "trace.timestamp_ms",
+    "trace.execution_time_ms",
+    "trace.end_time_ms",
+    "trace.client_request_id",
+    "request_id",
+    "trace.session_id",
+    "trace.user_id",
+    "span.name",
+    "span.type",
+    "span.status",
 ]
-OPERATORS = ["=", "!=", "<", "<=", ">", ">=", "LIKE", "ILIKE", "NOT LIKE", "not ilike", "IN", "NOT IN",
-             "IS NULL", "is not null"]
+OPERATORS = [
+    "=",
+    "!=",
+    "<",
+    "<=",
+    ">",
+    ">=",
+    "LIKE",
+    "ILIKE",
+    "NOT LIKE",
+    "not ilike",
+    "IN",
+    "NOT IN",
+    "IS NULL",
+    "is not null",
+]
 TEXT = st.text(alphabet=st.sampled_from("aA fé\"'\\%_*?[]`\n.-1"), max_size=8)
 
 
@@ -780,8 +843,34 @@ GARBAGE = st.one_of(
     st.text(max_size=40),
     st.lists(
         st.one_of(
-            st.sampled_from(["feedback.x", "tags.`a.b`", "status", "AND", "OR", "NOT", "(", ")", "=", "!=", "<",
-                             "LIKE", "IN", "IS", "NULL", "'a'", '"b', "`", "4", "-1.5e3", ",", "true", "\\", "'"]),
+            st.sampled_from(
+                [
+                    "feedback.x",
+                    "tags.`a.b`",
+                    "status",
+                    "AND",
+                    "OR",
+                    "NOT",
+                    "(",
+                    ")",
+                    "=",
+                    "!=",
+                    "<",
+                    "LIKE",
+                    "IN",
+                    "IS",
+                    "NULL",
+                    "'a'",
+                    '"b',
+                    "`",
+                    "4",
+                    "-1.5e3",
+                    ",",
+                    "true",
+                    "\\",
+                    "'",
+                ]
+            ),
             st.text(max_size=3),
         ),
         max_size=12,

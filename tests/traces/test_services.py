@@ -1,4 +1,5 @@
 """Trace ingestion: idempotent on trace_id, spans upserted in bulk, derived fields."""
+
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
 
@@ -22,7 +23,9 @@ def test_ingest_derives_trace_fields_from_root(experiment):
 
 def test_ingest_same_trace_twice_never_duplicates_spans(experiment):
     spans = make_spans(3)
-    trace, created = services.ingest_trace(experiment=experiment, actor=SYSTEM, channel="api", spans=spans, tags={"a": "1"})
+    trace, created = services.ingest_trace(
+        experiment=experiment, actor=SYSTEM, channel="api", spans=spans, tags={"a": "1"}
+    )
     spans[1]["name"] = "renamed"
     again, created_again = services.ingest_trace(
         experiment=experiment, actor=SYSTEM, channel="api", trace_id=trace.trace_id, spans=spans, tags={"b": "2"}

@@ -1,4 +1,5 @@
 """The reviewer pages of the traces app: sign-in, home, trace list, trace detail, span detail."""
+
 import re
 from datetime import datetime, timedelta, timezone
 
@@ -6,9 +7,9 @@ import pytest
 from django.urls import reverse
 
 from traces import views
+from traces.access import Actor
 from traces.models import Membership
 from traces.selectors import adjacent_traces, search_traces, span_rows
-from traces.access import Actor
 from traces.templatetags import trace_tags
 
 from ..factories import make_expectation, make_experiment, make_feedback, make_trace
@@ -24,17 +25,19 @@ def spans_tree(count: int, *, fanout: int = 3, marker: str = "payload") -> list[
     """`count` spans in a tree where span n's parent is span (n - 1) // fanout (depth grows with count)."""
     spans = []
     for n in range(count):
-        spans.append({
-            "span_id": f"{n + 1:016x}",
-            "parent_span_id": None if n == 0 else f"{(n - 1) // fanout + 1:016x}",
-            "name": "root" if n == 0 else f"step_{n}",
-            "span_type": ["CHAIN", "LLM", "RETRIEVER", "TOOL"][n % 4],
-            "start_time_ns": START_NS + n * 1_000,
-            "end_time_ns": START_NS + n * 1_000 + 500_000,
-            "status_code": "ERROR" if n == 5 else "OK",
-            "inputs": {"marker": f"{marker}-in-{n}"},
-            "outputs": {"marker": f"{marker}-out-{n}"},
-        })
+        spans.append(
+            {
+                "span_id": f"{n + 1:016x}",
+                "parent_span_id": None if n == 0 else f"{(n - 1) // fanout + 1:016x}",
+                "name": "root" if n == 0 else f"step_{n}",
+                "span_type": ["CHAIN", "LLM", "RETRIEVER", "TOOL"][n % 4],
+                "start_time_ns": START_NS + n * 1_000,
+                "end_time_ns": START_NS + n * 1_000 + 500_000,
+                "status_code": "ERROR" if n == 5 else "OK",
+                "inputs": {"marker": f"{marker}-in-{n}"},
+                "outputs": {"marker": f"{marker}-out-{n}"},
+            }
+        )
     return spans
 
 
@@ -116,7 +119,9 @@ def test_home_without_experiments_says_what_to_do(client, outsider):
 
 
 @pytest.mark.parametrize("experiments", [1, 6])
-def test_home_query_count_does_not_grow_with_experiments(client, django_user_model, django_assert_num_queries, experiments):
+def test_home_query_count_does_not_grow_with_experiments(
+    client, django_user_model, django_assert_num_queries, experiments
+):
     user = django_user_model.objects.create_user("rita", password="pw")
     for n in range(experiments):
         experiment = make_experiment(f"exp-{n}")
@@ -136,11 +141,17 @@ def test_home_query_count_does_not_grow_with_experiments(client, django_user_mod
 def listed(experiment):
     """Three traces: slow/old, fast/new, errored/middle, with feedback of each kind."""
     now = datetime(2026, 11, 1, 12, tzinfo=timezone.utc)
-    a = make_trace(experiment, name="slow_one", request_time=now - timedelta(hours=3), execution_time_ms=5000,
-                   request_preview='{"question": "Why is the sky blue?"}')
+    a = make_trace(
+        experiment,
+        name="slow_one",
+        request_time=now - timedelta(hours=3),
+        execution_time_ms=5000,
+        request_preview='{"question": "Why is the sky blue?"}',
+    )
     b = make_trace(experiment, name="fast_one", request_time=now - timedelta(hours=1), execution_time_ms=20)
-    c = make_trace(experiment, name="broken_one", request_time=now - timedelta(hours=2), execution_time_ms=900,
-                   state="ERROR")
+    c = make_trace(
+        experiment, name="broken_one", request_time=now - timedelta(hours=2), execution_time_ms=900, state="ERROR"
+    )
     make_feedback(a, value=True)
     make_feedback(a, value=True, source_id="u2")
     make_feedback(a, value=False, source_id="u3")
@@ -191,7 +202,7 @@ def test_trace_list_bad_filter_is_shown_inline_pointing_at_the_token(reviewer_cl
     assert response.status_code == 400
     html = response.content.decode()
     assert 'id="filter-error"' in html and 'aria-invalid="true"' in html
-    assert re.search(r"<mark>bogus[^<]*</mark>", html), html[html.index("filter-error"):][:600]
+    assert re.search(r"<mark>bogus[^<]*</mark>", html), html[html.index("filter-error") :][:600]
     htmx = reviewer_client.get(list_url(experiment, filter="feedback.x = "), headers=HTMX)
     assert htmx.status_code == 200 and 'id="filter-error"' in htmx.content.decode()
 
@@ -218,7 +229,10 @@ def test_trace_list_pages_with_a_cursor_that_keeps_filter_and_sort(reviewer_clie
     second = reviewer_client.get(next_url, headers=HTMX).content.decode()
     assert "t2" in second and "t1" in second and "t4" not in second
     assert "First page" in second
-    last_url = re.search(r'href="([^"]*page_token=[^"]*)" hx-get="[^"]*" hx-target="#trace-list" hx-swap="outerHTML" hx-push-url="true" rel="next"', second)
+    last_url = re.search(
+        r'href="([^"]*page_token=[^"]*)" hx-get="[^"]*" hx-target="#trace-list" hx-swap="outerHTML" hx-push-url="true" rel="next"',
+        second,
+    )
     assert last_url is None  # t0 is filtered out: no third page
 
 
@@ -243,7 +257,9 @@ def test_trace_list_escapes_trace_values(reviewer_client, experiment):
 
 
 @pytest.mark.parametrize("traces", [1, 40])
-def test_trace_list_query_count_does_not_grow_with_traces(reviewer_client, experiment, django_assert_num_queries, traces):
+def test_trace_list_query_count_does_not_grow_with_traces(
+    reviewer_client, experiment, django_assert_num_queries, traces
+):
     for n in range(traces):
         trace = make_trace(experiment, spans=2)
         make_feedback(trace, value=bool(n % 2))
@@ -257,8 +273,9 @@ def test_trace_list_query_count_does_not_grow_with_traces(reviewer_client, exper
 
 
 def test_trace_detail_shows_header_tree_and_panel(reviewer_client, trace):
-    make_feedback(trace, name="relevance", value=0.8, source_type="LLM_JUDGE", source_id="judge-1",
-                  rationale="mostly on topic")
+    make_feedback(
+        trace, name="relevance", value=0.8, source_type="LLM_JUDGE", source_id="judge-1", rationale="mostly on topic"
+    )
     response = reviewer_client.get(detail_url(trace))
     assert response.status_code == 200
     html = response.content.decode()
@@ -274,7 +291,7 @@ def test_trace_detail_for_a_viewer_hides_every_write_control(client, viewer, tra
     make_feedback(trace, name="relevance", value=0.8, source_type="LLM_JUDGE")
     client.force_login(viewer)
     page = client.get(detail_url(trace)).content.decode()
-    html = page[page.index('<section id="assessment-panel"'):page.index("</aside>")]
+    html = page[page.index('<section id="assessment-panel"') : page.index("</aside>")]
     assert "Add feedback" not in html and "Thumbs up" not in html
     assert "Edit relevance" not in html and "Delete relevance" not in html and "Override relevance" not in html
     assert "History of relevance" in html and "read only" in html
@@ -299,7 +316,9 @@ def test_adjacent_traces_place_missing_durations_like_the_list(experiment):
         ids[name] = make_trace(experiment, name=name, execution_time_ms=duration)
     actor = Actor.for_system("tests")
     queryset = search_traces(actor, experiment_ids=[experiment.pk])
-    ordered_desc = sorted(["a", "c"], key=lambda n: -ids[n].execution_time_ms) + sorted(["b", "d"], key=lambda n: ids[n].trace_id)
+    ordered_desc = sorted(["a", "c"], key=lambda n: -ids[n].execution_time_ms) + sorted(
+        ["b", "d"], key=lambda n: ids[n].trace_id
+    )
     ordered_asc = sorted(["b", "d"], key=lambda n: ids[n].trace_id) + ["c", "a"]
     for ordering, expected in [("execution_time_ms DESC", ordered_desc), ("execution_time_ms ASC", ordered_asc)]:
         for i, name in enumerate(expected):
@@ -346,11 +365,15 @@ def test_failed_spans_are_marked(reviewer_client, experiment):
 
 
 @pytest.mark.parametrize("spans,assessments", [(3, 1), (400, 60)])
-def test_trace_detail_query_count_does_not_grow(reviewer_client, experiment, django_assert_num_queries, spans, assessments):
+def test_trace_detail_query_count_does_not_grow(
+    reviewer_client, experiment, django_assert_num_queries, spans, assessments
+):
     trace = make_trace(experiment, spans=spans_tree(spans))
     make_trace(experiment)  # a neighbour for prev / next
     for n in range(assessments):
-        make_feedback(trace, name=f"score_{n % 7}", value=n / 10, source_type="LLM_JUDGE", span_id=f"{n % spans + 1:016x}")
+        make_feedback(
+            trace, name=f"score_{n % 7}", value=n / 10, source_type="LLM_JUDGE", span_id=f"{n % spans + 1:016x}"
+        )
     make_feedback(trace, value=True)
     # session, user, trace + experiment, spans, assessments, role, next, previous, selected span payload
     with django_assert_num_queries(9):
@@ -364,13 +387,25 @@ def test_trace_detail_escapes_everything_from_traces_and_feedback(reviewer_clien
     spans[0]["inputs"] = {"q": XSS[0], XSS[1]: [XSS[1]]}
     spans[0]["outputs"] = XSS[1]
     spans[0]["attributes"] = {XSS[0]: XSS[1]}
-    spans[0]["events"] = [{"name": XSS[0], "attributes": {"exception.type": XSS[1], "exception.message": XSS[0],
-                                                          "exception.stacktrace": XSS[1]}}]
+    spans[0]["events"] = [
+        {
+            "name": XSS[0],
+            "attributes": {"exception.type": XSS[1], "exception.message": XSS[0], "exception.stacktrace": XSS[1]},
+        }
+    ]
     spans[1]["span_type"] = "CHAT_MODEL"
     spans[1]["inputs"] = {"messages": [{"role": "user", "content": XSS[0]}, {"role": XSS[1], "content": XSS[1]}]}
     trace = make_trace(experiment, spans=spans, name=XSS[1], tags={XSS[0]: XSS[1]}, metadata={XSS[1]: XSS[0]})
-    make_feedback(trace, name=XSS[0], value=XSS[1], rationale=XSS[0], metadata={XSS[1]: XSS[0]},
-                  source_type="LLM_JUDGE", source_id=XSS[1], span_id=spans[1]["span_id"])
+    make_feedback(
+        trace,
+        name=XSS[0],
+        value=XSS[1],
+        rationale=XSS[0],
+        metadata={XSS[1]: XSS[0]},
+        source_type="LLM_JUDGE",
+        source_id=XSS[1],
+        span_id=spans[1]["span_id"],
+    )
     make_feedback(trace, name=XSS[1], value={XSS[0]: XSS[1]}, error=None)
     make_expectation(trace, name="expected", value=XSS[0])
     for url in [detail_url(trace), detail_url(trace, tab="events"), detail_url(trace, span=spans[1]["span_id"])]:
@@ -422,13 +457,25 @@ def test_span_detail_shows_chat_messages_as_a_conversation(reviewer_client, expe
     spans = spans_tree(2)
     spans[1].update(
         span_type="CHAT_MODEL",
-        inputs={"model": "gpt-4o-mini", "messages": [
-            {"role": "system", "content": "Be brief."},
-            {"role": "user", "content": [{"type": "text", "text": "Weather in Paris?"}]},
-            {"role": "assistant", "content": None, "tool_calls": [
-                {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}]},
-            {"role": "tool", "tool_call_id": "call_1", "content": "18C, sunny"},
-        ]},
+        inputs={
+            "model": "gpt-4o-mini",
+            "messages": [
+                {"role": "system", "content": "Be brief."},
+                {"role": "user", "content": [{"type": "text", "text": "Weather in Paris?"}]},
+                {
+                    "role": "assistant",
+                    "content": None,
+                    "tool_calls": [
+                        {
+                            "id": "call_1",
+                            "type": "function",
+                            "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'},
+                        }
+                    ],
+                },
+                {"role": "tool", "tool_call_id": "call_1", "content": "18C, sunny"},
+            ],
+        },
         outputs={"choices": [{"index": 0, "message": {"role": "assistant", "content": "18°C and sunny."}}]},
     )
     trace = make_trace(experiment, spans=spans)
@@ -442,8 +489,17 @@ def test_span_detail_folds_exception_stack_traces(reviewer_client, experiment):
     spans = spans_tree(2)
     spans[1]["status_code"] = "ERROR"
     spans[1]["status_message"] = "boom"
-    spans[1]["events"] = [{"name": "exception", "timestamp_ns": spans[1]["start_time_ns"] + 2_000_000, "attributes": {
-        "exception.type": "ValueError", "exception.message": "bad input", "exception.stacktrace": "Traceback ...\nValueError"}}]
+    spans[1]["events"] = [
+        {
+            "name": "exception",
+            "timestamp_ns": spans[1]["start_time_ns"] + 2_000_000,
+            "attributes": {
+                "exception.type": "ValueError",
+                "exception.message": "bad input",
+                "exception.stacktrace": "Traceback ...\nValueError",
+            },
+        }
+    ]
     trace = make_trace(experiment, spans=spans)
     html = reviewer_client.get(detail_url(trace, span=spans[1]["span_id"], tab="events")).content.decode()
     assert "ValueError" in html and "bad input" in html
@@ -475,14 +531,33 @@ def test_span_rows_order_depth_orphans_and_cycles():
         def __init__(self, span_id, parent, start, end=None):
             self.span_id, self.parent_span_id, self.start_time_ns, self.end_time_ns = span_id, parent, start, end
 
-    spans = [S("a", None, 0, 100), S("c", "a", 50, 60), S("b", "a", 10, 20), S("d", "b", 12, 13),
-             S("o", "missing", 30, 40), S("x", "y", 5, 6), S("y", "x", 5, 6)]
+    spans = [
+        S("a", None, 0, 100),
+        S("c", "a", 50, 60),
+        S("b", "a", 10, 20),
+        S("d", "b", 12, 13),
+        S("o", "missing", 30, 40),
+        S("x", "y", 5, 6),
+        S("y", "x", 5, 6),
+    ]
     rows = span_rows(spans)
-    assert [(r.span.span_id, r.depth) for r in rows] == [("a", 0), ("b", 1), ("d", 2), ("c", 1), ("o", 0), ("x", 0), ("y", 0)]
+    assert [(r.span.span_id, r.depth) for r in rows] == [
+        ("a", 0),
+        ("b", 1),
+        ("d", 2),
+        ("c", 1),
+        ("o", 0),
+        ("x", 0),
+        ("y", 0),
+    ]
     assert rows[1].offset_pct == 10 and rows[1].width_pct == 10
     collapsed = span_rows(spans, collapse_depth=1)
     assert [(r.span.span_id, r.collapsed, r.hidden) for r in collapsed[:4]] == [
-        ("a", False, False), ("b", True, False), ("d", False, True), ("c", False, False)]
+        ("a", False, False),
+        ("b", True, False),
+        ("d", False, True),
+        ("c", False, False),
+    ]
     revealed = span_rows(spans, collapse_depth=1, reveal="d")
     assert not revealed[1].collapsed and not revealed[2].hidden
 
@@ -513,8 +588,17 @@ def test_json_tree_escapes_and_folds():
 
 def test_as_conversation_understands_common_shapes():
     assert trace_tags.as_conversation({"messages": [{"role": "user", "content": "hi"}]})[0]["text"] == "hi"
-    anthropic = trace_tags.as_conversation({"system": "sys", "messages": [
-        {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "search", "input": {"q": "x"}}]}]})
+    anthropic = trace_tags.as_conversation(
+        {
+            "system": "sys",
+            "messages": [
+                {
+                    "role": "assistant",
+                    "content": [{"type": "tool_use", "id": "t1", "name": "search", "input": {"q": "x"}}],
+                }
+            ],
+        }
+    )
     assert anthropic[0]["role"] == "system" and anthropic[1]["tool_calls"][0]["name"] == "search"
     assert trace_tags.as_conversation({"role": "assistant", "content": "ok"}, "outputs")[0]["text"] == "ok"
     assert trace_tags.as_conversation({"query": "not chat"}) is None
@@ -527,8 +611,16 @@ def test_odd_query_parameters_never_break_the_pages(reviewer_client, trace):
     long_filter = "trace.name = 'x' AND " * 300 + "trace.name = 'y'"
     response = reviewer_client.get(list_url(experiment, filter=long_filter))
     assert response.status_code in (200, 400)
-    for params in [{"span": "nothex"}, {"tab": "<b>"}, {"edit": "a-missing"}, {"history": "x" * 300},
-                   {"sort": "<script>"}, {"page_token": "%%%"}, {"filter": "((("}, {"add": "nonsense"}]:
+    for params in [
+        {"span": "nothex"},
+        {"tab": "<b>"},
+        {"edit": "a-missing"},
+        {"history": "x" * 300},
+        {"sort": "<script>"},
+        {"page_token": "%%%"},
+        {"filter": "((("},
+        {"add": "nonsense"},
+    ]:
         response = reviewer_client.get(detail_url(trace, **params))
         assert response.status_code == 200, params
         assert "<script>" not in response.content.decode().split("</head>")[1]
@@ -541,8 +633,15 @@ def test_trace_list_marks_traces_the_reviewer_already_rated(reviewer_client, rev
 
     mine = make_trace(experiment, name="mine_one")
     make_trace(experiment, name="other_one")
-    services.log_feedback(trace=mine, name="user_satisfaction", value=True, actor=Actor.for_user(reviewer),
-                          channel="ui", source_type="HUMAN", source_id="alice")
+    services.log_feedback(
+        trace=mine,
+        name="user_satisfaction",
+        value=True,
+        actor=Actor.for_user(reviewer),
+        channel="ui",
+        source_type="HUMAN",
+        source_id="alice",
+    )
     html = reviewer_client.get(list_url(experiment)).content.decode()
-    row = lambda name: html[html.index(name):].split("</tr>")[0]  # noqa: E731
+    row = lambda name: html[html.index(name) :].split("</tr>")[0]  # noqa: E731
     assert "rated by you" in row("mine_one") and "rated by you" not in row("other_one")

@@ -3,6 +3,7 @@
 Everything that builds HTML escapes through format_html / conditional_escape; values from
 traces are never marked safe as they are.
 """
+
 from __future__ import annotations
 
 import functools
@@ -80,7 +81,7 @@ def short_id(value: str, keep: int = 4) -> str:
     if len(value) <= 16:
         return value
     head = 7 if value.startswith("tr-") else 6
-    return f"{value[:head]}…{value[-keep - 1:]}"
+    return f"{value[:head]}…{value[-keep - 1 :]}"
 
 
 @register.filter
@@ -181,7 +182,9 @@ def _json_nodes(value, depth: int, out: list[str], budget: list[int]) -> None:
     if isinstance(value, dict) and value:
         opened = " open" if depth < JSON_OPEN_DEPTH else ""
         noun = "key" if len(value) == 1 else "keys"
-        out.append(f'<details class="j-obj"{opened}><summary>{{ <span class="j-count">{len(value)} {noun}</span> }}</summary><ul>')
+        out.append(
+            f'<details class="j-obj"{opened}><summary>{{ <span class="j-count">{len(value)} {noun}</span> }}</summary><ul>'
+        )
         for key, child in value.items():
             out.append(format_html('<li><span class="j-key">"{}"</span>: ', str(key)))
             _json_nodes(child, depth + 1, out, budget)
@@ -190,7 +193,9 @@ def _json_nodes(value, depth: int, out: list[str], budget: list[int]) -> None:
     elif isinstance(value, list) and value:
         opened = " open" if depth < JSON_OPEN_DEPTH else ""
         noun = "item" if len(value) == 1 else "items"
-        out.append(f'<details class="j-arr"{opened}><summary>[ <span class="j-count">{len(value)} {noun}</span> ]</summary><ol start="0">')
+        out.append(
+            f'<details class="j-arr"{opened}><summary>[ <span class="j-count">{len(value)} {noun}</span> ]</summary><ol start="0">'
+        )
         for child in value:
             out.append("<li>")
             _json_nodes(child, depth + 1, out, budget)
@@ -243,7 +248,11 @@ def _text_of(content) -> tuple[str | None, list]:
         for part in content:
             if isinstance(part, str):
                 texts.append(part)
-            elif isinstance(part, dict) and part.get("type") in ("text", "input_text", "output_text") and isinstance(part.get("text"), str):
+            elif (
+                isinstance(part, dict)
+                and part.get("type") in ("text", "input_text", "output_text")
+                and isinstance(part.get("text"), str)
+            ):
                 texts.append(part["text"])
             else:
                 parts.append(part)
@@ -270,13 +279,21 @@ def _message(raw) -> dict | None:
             continue
         function = call.get("function") if isinstance(call.get("function"), dict) else call
         tool_calls.append(
-            {"id": str(call.get("id") or ""), "name": str(function.get("name") or "tool"),
-             "arguments": _arguments(function.get("arguments", function.get("input", {})))}
+            {
+                "id": str(call.get("id") or ""),
+                "name": str(function.get("name") or "tool"),
+                "arguments": _arguments(function.get("arguments", function.get("input", {}))),
+            }
         )
     for part in list(parts):
         if isinstance(part, dict) and part.get("type") == "tool_use":
-            tool_calls.append({"id": str(part.get("id") or ""), "name": str(part.get("name") or "tool"),
-                               "arguments": _arguments(part.get("input", {}))})
+            tool_calls.append(
+                {
+                    "id": str(part.get("id") or ""),
+                    "name": str(part.get("name") or "tool"),
+                    "arguments": _arguments(part.get("input", {})),
+                }
+            )
             parts.remove(part)
     return {
         "role": raw["role"],
@@ -345,8 +362,10 @@ def span_tree_rows(rows, selected_id: str, span_href: str) -> SafeString:
         if row.hidden:
             attrs += " hidden"
         if row.has_children:
-            twisty = (f'<button type="button" class="twisty" tabindex="-1" aria-expanded="{"false" if row.collapsed else "true"}"'
-                      f' aria-label="Children of {name}"></button>')
+            twisty = (
+                f'<button type="button" class="twisty" tabindex="-1" aria-expanded="{"false" if row.collapsed else "true"}"'
+                f' aria-label="Children of {name}"></button>'
+            )
         else:
             twisty = '<span class="twisty"></span>'
         kind = esc(span.span_type)
@@ -405,11 +424,14 @@ def _icon(name: str, size: int, label: str) -> SafeString:
     return format_html(
         '<svg class="icon icon-{}" viewBox="0 0 24 24" width="{}" height="{}" fill="none" stroke="currentColor" '
         'stroke-width="2" stroke-linecap="round" stroke-linejoin="round" focusable="false" {}>{}</svg>',
-        name, size, size, accessibility, mark_safe(paths),
+        name,
+        size,
+        size,
+        accessibility,
+        mark_safe(paths),
     )
 
 
 @register.filter
 def status_class(state: str) -> str:
     return {"OK": "ok", "ERROR": "error", "IN_PROGRESS": "progress"}.get(str(state), "unknown")
-

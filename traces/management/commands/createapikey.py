@@ -1,4 +1,5 @@
 """`manage.py createapikey --experiment NAME [--label TEXT] [--create]`: print a new API key once."""
+
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
@@ -15,7 +16,10 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument(
-            "--experiment", action="append", required=True, metavar="NAME",
+            "--experiment",
+            action="append",
+            required=True,
+            metavar="NAME",
             help="Experiment the key may read and write (repeat for several).",
         )
         parser.add_argument("--label", default="", help="What the key is for, shown in admin and histories.")

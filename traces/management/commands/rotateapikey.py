@@ -1,4 +1,5 @@
 """`manage.py rotateapikey PREFIX [--grace-seconds N]`: replace an API key without downtime."""
+
 from datetime import timedelta
 
 from django.core.exceptions import ValidationError
@@ -18,8 +19,9 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("prefix", help="The first characters of the key (shown in the admin), e.g. fh_AbCdEfG.")
-        parser.add_argument("--grace-seconds", type=int, default=None,
-                            help="How long the old key keeps working (0: stop it now).")
+        parser.add_argument(
+            "--grace-seconds", type=int, default=None, help="How long the old key keeps working (0: stop it now)."
+        )
 
     def handle(self, *args, prefix, grace_seconds, **options):
         keys = list(ApiKey.objects.filter(prefix__startswith=prefix, revoked_at__isnull=True)[:2])
