@@ -57,6 +57,24 @@ serve: venv
 # stopped mid-load, a backup under load. They start their own PostgreSQL (initdb in a temporary
 # folder, own port; as root it runs as the postgres user) and never touch a shared server.
 # About 1.5 minutes on two cores. Figures: the "reliability figures" section of the output.
+# The full mlflow 3.18.0 client in its own virtualenv (see requirements-mlflow.txt for why it is
+# installed without dependencies); tests/mlflow/test_full_mlflow_client.py runs it when present.
+MLFLOW_VENV := .venv-mlflow
+MLFLOW_STAMP := $(MLFLOW_VENV)/.installed
+
+.PHONY: mlflow-venv lint
+mlflow-venv: $(MLFLOW_STAMP)
+
+$(MLFLOW_STAMP): requirements-mlflow.txt
+	test -x $(MLFLOW_VENV)/bin/python || $(PYTHON) -m venv $(MLFLOW_VENV)
+	$(MLFLOW_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-mlflow.txt
+	$(MLFLOW_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --no-deps mlflow==3.18.0
+	touch $(MLFLOW_STAMP)
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
 .PHONY: reliability
 reliability: venv
 	FEEDBACKHUB_RELIABILITY=1 $(BIN)/pytest tests/reliability -m reliability $(PYTEST_ARGS)
