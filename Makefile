@@ -53,10 +53,6 @@ serve: venv
 	$(BIN)/python manage.py collectstatic --noinput --verbosity 0 && \
 	exec $(BIN)/gunicorn -c gunicorn.conf.py feedbackhub.wsgi
 
-# The slow failure tests of issue 6 (docs/RELIABILITY.md): gunicorn SIGKILLed mid-load, PostgreSQL
-# stopped mid-load, a backup under load. They start their own PostgreSQL (initdb in a temporary
-# folder, own port; as root it runs as the postgres user) and never touch a shared server.
-# About 1.5 minutes on two cores. Figures: the "reliability figures" section of the output.
 # The full mlflow 3.18.0 client in its own virtualenv (see requirements-mlflow.txt for why it is
 # installed without dependencies); tests/mlflow/test_full_mlflow_client.py runs it when present.
 MLFLOW_VENV := .venv-mlflow
@@ -75,6 +71,10 @@ lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# The slow failure tests of issue 6 (docs/RELIABILITY.md): gunicorn SIGKILLed mid-load, PostgreSQL
+# stopped mid-load, a backup under load. They start their own PostgreSQL (initdb in a temporary
+# folder, own port; as root it runs as the postgres user) and never touch a shared server.
+# About 1.5 minutes on two cores. Figures: the "reliability figures" section of the output.
 .PHONY: reliability
 reliability: venv
 	FEEDBACKHUB_RELIABILITY=1 $(BIN)/pytest tests/reliability -m reliability $(PYTEST_ARGS)
