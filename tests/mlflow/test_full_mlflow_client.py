@@ -30,6 +30,7 @@ def full_client():
             pytest.fail(message + " and FEEDBACKHUB_REQUIRE_MLFLOW=1", pytrace=False)
         pytest.skip(message)
 
+
 TOUR = textwrap.dedent("""
     import json
     import mlflow
