@@ -9,7 +9,7 @@ from django.http import Http404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import ParseError, UnsupportedMediaType, ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -26,6 +26,7 @@ from .serializers import (
     OverrideInput,
     RevisionOut,
     TraceDetailOut,
+    simple_create_input,
     source_kwargs,
 )
 
@@ -120,19 +121,34 @@ class _CreateApi(APIView):
 
     def post(self, request, trace_id):
         actor = request_actor(request)
+        try:
+            fields, unreadable = simple_create_input(request.data, self.kind), None
+        except (ParseError, UnsupportedMediaType) as exc:
+            fields, unreadable = None, exc  # raised after the trace lookup, as before
+        if fields is not None and "Idempotency-Key" not in request.headers:
+            # An API key's plain create: the trace lookup and the insert in one statement; when
+            # that writes nothing, the path below decides (404, pending feedback, errors).
+            assessment = services.create_by_trace_id(
+                kind=self.kind,
+                trace_id=checked_id(trace_id, "Trace"),
+                actor=actor,
+                channel="api",
+                **source_kwargs(dict(fields), default_source_id(actor)),
+                **{key: value for key, value in fields.items() if key != "source"},
+            )
+            if assessment is not None:
+                response = Response(AssessmentOut().to_representation(assessment), status=status.HTTP_201_CREATED)
+                return with_etag(response, assessment)
         # Apps export traces in the background, so feedback may overtake its trace: an API key's
         # create for a well-formed, unseen trace id is held until the trace arrives.
-        try:
-            trace = trace_selectors.trace_for_write(actor, checked_id(trace_id, "Trace"))
-            hold = False
-        except Http404:
-            hold = services.can_hold_pending(actor, trace_id)
-            if not hold:
-                raise
-            trace = None
-        data = self.input_class(data=request.data)
-        data.is_valid(raise_exception=True)
-        fields = dict(data.validated_data)
+        trace = services.trace_for_create(actor, checked_id(trace_id, "Trace"))
+        hold = trace is None
+        if unreadable is not None:
+            raise unreadable
+        if fields is None:
+            data = self.input_class(data=request.data)
+            data.is_valid(raise_exception=True)
+            fields = dict(data.validated_data)
         if hold:
             pending = services.hold_pending(
                 trace_id=trace_id,
@@ -156,7 +172,7 @@ class _CreateApi(APIView):
         )
         replayed = getattr(assessment, "replayed", False)
         response = Response(
-            AssessmentOut(assessment).data,
+            AssessmentOut().to_representation(assessment),
             status=status.HTTP_200_OK if replayed else status.HTTP_201_CREATED,
         )
         if replayed:

@@ -8,9 +8,11 @@ admin) parse their input and call these functions with an `Actor` and the
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
+import re
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -223,6 +225,63 @@ def _require_change_rights(assessment: Assessment, actor: Actor, verb: str) -> N
 # --- create -----------------------------------------------------------------------------------
 
 
+def _new_assessment(
+    *,
+    kind: str,
+    trace_id: str,
+    experiment_id: int | None,
+    name: str,
+    value,
+    error,
+    rationale,
+    source_type: str,
+    source_id: str,
+    metadata,
+    actor: Actor,
+    assessment_id: str | None,
+    create_time: datetime | None,
+    idempotency_key: str | None,
+    overrides: Assessment | None = None,
+) -> Assessment:
+    """The unsaved assessment of a create, its input checked (no query); raises ValidationError."""
+    name = _clean_name(name)
+    error = _clean_error(error)
+    _check_value(kind, value, error)
+    if source_type not in SOURCE_TYPES:
+        raise ValidationError({"source.source_type": f"must be one of {', '.join(Assessment.SourceType.values)}"})
+    if not isinstance(source_id, str) or len(source_id) > 250:
+        raise ValidationError({"source.source_id": "must be a string of at most 250 characters"})
+    if assessment_id is not None and (
+        not isinstance(assessment_id, str) or not assessment_id or len(assessment_id) > 50
+    ):
+        raise ValidationError({"assessment_id": "must be a string of at most 50 characters"})
+    if idempotency_key is not None and (not isinstance(idempotency_key, str) or not 0 < len(idempotency_key) <= 200):
+        raise ValidationError({"idempotency_key": "must be a string of 1 to 200 characters"})
+    metadata = _clean_metadata(metadata)
+    rationale = _clean_rationale(rationale)
+    now = timezone.now()
+    assessment = Assessment(
+        assessment_id=assessment_id or new_assessment_id(),
+        trace_id=trace_id,
+        experiment_id=experiment_id,
+        name=name,
+        kind=kind,
+        value=value,
+        error=error,
+        rationale=rationale,
+        source_type=source_type,
+        source_id=source_id,
+        metadata=metadata,
+        overrides=overrides,
+        created_by=actor.user if actor.user is not None and actor.user.is_authenticated else None,
+        created_by_key=actor.api_key,
+        create_time=create_time or now,
+        last_update_time=create_time or now,
+        idempotency_key=idempotency_key,
+    )
+    return assessment
+
+
 def _create(
     *,
     kind: str,
@@ -243,41 +302,24 @@ def _create(
     overrides: Assessment | None = None,
 ) -> Assessment:
     actor.require(trace.experiment_id, REVIEWER)
-    name = _clean_name(name)
-    error = _clean_error(error)
-    _check_value(kind, value, error)
-    if source_type not in SOURCE_TYPES:
-        raise ValidationError({"source.source_type": f"must be one of {', '.join(Assessment.SourceType.values)}"})
-    if not isinstance(source_id, str) or len(source_id) > 250:
-        raise ValidationError({"source.source_id": "must be a string of at most 250 characters"})
-    if assessment_id is not None and (
-        not isinstance(assessment_id, str) or not assessment_id or len(assessment_id) > 50
-    ):
-        raise ValidationError({"assessment_id": "must be a string of at most 50 characters"})
-    if idempotency_key is not None and (not isinstance(idempotency_key, str) or not 0 < len(idempotency_key) <= 200):
-        raise ValidationError({"idempotency_key": "must be a string of 1 to 200 characters"})
-    metadata = _clean_metadata(metadata)
-    rationale = _clean_rationale(rationale)
-    now = timezone.now()
-    assessment = Assessment(
-        assessment_id=assessment_id or new_assessment_id(),
+    assessment = _new_assessment(
+        kind=kind,
         trace_id=trace.pk,
         experiment_id=trace.experiment_id,
         name=name,
-        kind=kind,
         value=value,
         error=error,
         rationale=rationale,
         source_type=source_type,
         source_id=source_id,
         metadata=metadata,
-        overrides=overrides,
-        created_by=actor.user if actor.user is not None and actor.user.is_authenticated else None,
-        created_by_key=actor.api_key,
-        create_time=create_time or now,
-        last_update_time=create_time or now,
+        actor=actor,
+        assessment_id=assessment_id,
+        create_time=create_time,
         idempotency_key=idempotency_key,
+        overrides=overrides,
     )
+    now = timezone.now()
     if overrides is None and connection.vendor == "postgresql" and not connection.in_atomic_block:
         assessment.span_id = _check_span(trace, span_id)
         return _insert_with_revision(assessment, actor, channel, idempotency_key)
@@ -337,14 +379,11 @@ def _insert_with_revision(assessment: Assessment, actor: Actor, channel: str, id
     """
     assessment.numeric_value = numeric_projection(assessment.value)
     revision = _revision(Revision.Action.CREATE, assessment, actor, channel, None, assessment.snapshot())
-    rows = [_insert_values(assessment), _insert_values(revision)]
-    sql = (
-        f"WITH created AS (INSERT INTO {_insert_target(Assessment)} VALUES ({', '.join(['%s'] * len(rows[0]))})) "
-        f"INSERT INTO {_insert_target(Revision)} VALUES ({', '.join(['%s'] * len(rows[1]))})"
-    )
+    # The column values as _copy_plan prepares them (what Django's INSERT would send).
+    params = [*next(_copy_values(Assessment, [assessment])), *next(_copy_values(Revision, [revision]))]
     try:
         with connection.cursor() as cursor:
-            cursor.execute(sql, [*rows[0], *rows[1]])
+            cursor.execute(_insert_with_revision_sql(), params)
     except IntegrityError:
         if idempotency_key is not None:
             existing = Assessment.objects.filter(
@@ -359,10 +398,105 @@ def _insert_with_revision(assessment: Assessment, actor: Actor, channel: str, id
     return assessment
 
 
+def create_by_trace_id(*, kind: str, trace_id: str, actor: Actor, channel: str, **fields) -> Assessment | None:
+    """log_feedback / log_expectation (`kind`) on the trace `trace_id`, the trace lookup folded
+    into the one insert statement: one round trip instead of two. For an API key's create
+    without span or idempotency key, on PostgreSQL outside a transaction; same rows.
+
+    None when it does not apply or writes nothing (input refused, trace missing or outside
+    the key's experiments): the caller then takes the ordinary path (trace lookup, then the
+    service), which answers 404, holds pending feedback or raises, in the usual order.
+    """
+    if (
+        actor.api_key is None
+        or not actor.key_experiment_ids
+        or not isinstance(trace_id, str)
+        or "\x00" in trace_id
+        or fields.get("span_id")
+        or fields.get("idempotency_key") is not None
+        or connection.vendor != "postgresql"
+        or connection.in_atomic_block
+    ):
+        return None
+    fields.pop("span_id", None)
+    fields = {"error": None, "assessment_id": None, "create_time": None, "idempotency_key": None, **fields}
+    try:
+        assessment = _new_assessment(kind=kind, trace_id=trace_id, experiment_id=None, actor=actor, **fields)
+    except ValidationError:
+        return None
+    assessment.numeric_value = numeric_projection(assessment.value)
+    revision = _revision(Revision.Action.CREATE, assessment, actor, channel, None, assessment.snapshot())
+    params = [
+        trace_id,
+        sorted(actor.key_experiment_ids),
+        *_without_experiment(Assessment, next(_copy_values(Assessment, [assessment]))),
+        *_without_experiment(Revision, next(_copy_values(Revision, [revision]))),
+    ]
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(_create_by_trace_id_sql(), params)
+            row = cursor.fetchone()
+    except IntegrityError:
+        return None  # a taken assessment id: the ordinary path says so
+    if row is None:
+        return None
+    assessment.experiment_id = row[0]
+    assessment._state.adding = False
+    assessment._state.db = connection.alias
+    assessment.replayed = False
+    return assessment
+
+
+def _without_experiment(model, values: list) -> list:
+    """The column values but experiment_id (the statement takes it from the trace)."""
+    return [value for field, value in zip(_insert_fields(model), values) if field.attname != "experiment_id"]
+
+
+@functools.cache
+def _create_by_trace_id_sql() -> str:
+    """The statement of create_by_trace_id: the trace (in the key's experiments), the assessment
+    and its revision, both taking the trace's experiment; returns that experiment id, or no row."""
+    quote = connection.ops.quote_name
+
+    def select_list(model, experiment_source: str) -> str:
+        # each type without its length: an over-long value fails as in VALUES (a cast truncates)
+        return ", ".join(
+            experiment_source
+            if field.attname == "experiment_id"
+            else f"%s::{re.sub(r'[(][0-9]+[)]$', '', field.cast_db_type(connection))}"
+            for field in _insert_fields(model)
+        )
+
+    trace = Trace._meta
+    return (
+        f"WITH trace AS (SELECT {quote(trace.get_field('experiment').column)} AS experiment_id "
+        f"FROM {quote(trace.db_table)} WHERE {quote(trace.pk.column)} = %s "
+        f"AND {quote(trace.get_field('experiment').column)} = ANY(%s)), "
+        f"created AS (INSERT INTO {_insert_target(Assessment)} "
+        f"SELECT {select_list(Assessment, 'trace.experiment_id')} FROM trace RETURNING experiment_id), "
+        f"revision AS (INSERT INTO {_insert_target(Revision)} "
+        f"SELECT {select_list(Revision, 'created.experiment_id')} FROM created) "
+        "SELECT experiment_id FROM created"
+    )
+
+
+@functools.cache
+def _insert_with_revision_sql() -> str:
+    """The one statement of _insert_with_revision (built once per process)."""
+    assessment_values = ", ".join(["%s"] * len(_insert_fields(Assessment)))
+    revision_values = ", ".join(["%s"] * len(_insert_fields(Revision)))
+    return (
+        f"WITH created AS (INSERT INTO {_insert_target(Assessment)} VALUES ({assessment_values})) "
+        f"INSERT INTO {_insert_target(Revision)} VALUES ({revision_values})"
+    )
+
+
+@functools.cache
 def _insert_fields(model) -> list:
     return [field for field in model._meta.concrete_fields if not field.primary_key or not field.auto_created]
 
 
+@functools.cache
 def _insert_target(model) -> str:
     """`table (columns)` for every concrete field but an auto-increment id, quoted."""
     quote = connection.ops.quote_name
@@ -885,6 +1019,7 @@ def _copy_values(model, objects: list):
         yield row
 
 
+@functools.cache
 def _copy_plan(model) -> list:
     """(field, attname, how) per inserted column: JSON values wrapped as jsonb (None stays SQL
     NULL, as Django saves it), fields with pre_save work (auto_now…) prepared by Django, the
@@ -946,6 +1081,26 @@ def can_hold_pending(actor: Actor, trace_id) -> bool:
         and bool(TRACE_ID_RE.match(trace_id))
         and not Trace.objects.filter(pk=trace_id).exists()
     )
+
+
+def trace_for_create(actor: Actor, trace_id: str) -> Trace | None:
+    """The trace a feedback or expectation create writes to (id and experiment only), or None
+    when the create is to be held until the trace arrives (`can_hold_pending`).
+
+    Raises Http404 when the trace is neither visible nor holdable. The trace may be stored
+    between the first look and the pending check (apps export spans in the background, at
+    the same moment they log feedback): then it is looked up again instead of answering 404.
+    """
+    from django.http import Http404
+
+    from traces import selectors as trace_selectors
+
+    try:
+        return trace_selectors.trace_for_write(actor, trace_id)
+    except Http404:
+        if can_hold_pending(actor, trace_id):
+            return None
+    return trace_selectors.trace_for_write(actor, trace_id)
 
 
 def hold_pending(

@@ -7,7 +7,8 @@ from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
 from assessments import services
-from assessments.models import Assessment, Revision
+from assessments.models import Assessment, PendingAssessment, Revision
+from assessments.serializers import AssessmentOut
 from traces import authentication
 from traces import services as trace_services
 from traces.access import Actor
@@ -124,6 +125,70 @@ def test_one_statement_insert_writes_the_same_rows(experiment):
 
 @postgres_only
 @pytest.mark.django_db(transaction=True)
+def test_plain_api_create_is_one_statement_with_the_trace_lookup_and_writes_the_same_rows(experiment):
+    trace = make_trace(experiment, spans=1)
+    key, raw = make_api_key(experiment)
+    client = key_client(raw)
+    body = {
+        "name": "relevance",
+        "value": 0.5,
+        "rationale": "why",
+        "metadata": {"k": "v"},
+        "source": {"source_id": "me"},
+    }
+    assert client.post(f"/api/v1/traces/{trace.trace_id}/feedback", body, format="json").status_code == 201
+    with CaptureQueriesContext(connection) as captured:
+        response = client.post(f"/api/v1/traces/{trace.trace_id}/feedback", body, format="json")
+    assert response.status_code == 201 and response["ETag"] == '"1"'
+    assert len(captured) == 1 and captured[0]["sql"].startswith("WITH trace AS")
+    fast = Assessment.objects.get(pk=response.json()["assessment_id"])
+    actor = authentication.actor_for_key(raw)
+    usual = services.log_feedback(
+        trace=trace,
+        actor=actor,
+        channel="api",
+        name="relevance",
+        value=0.5,
+        rationale="why",
+        metadata={"k": "v"},
+        source_type="HUMAN",
+        source_id="me",
+    )
+    usual = Assessment.objects.get(pk=usual.pk)
+    skip = {"assessment_id", "create_time", "last_update_time"}
+    fields = [f.attname for f in Assessment._meta.concrete_fields if f.attname not in skip]
+    assert [getattr(fast, f) for f in fields] == [getattr(usual, f) for f in fields]
+    assert fast.experiment_id == experiment.pk and fast.created_by_key_id == key.pk
+    assert response.json() == {**AssessmentOut(fast).data, "overridden_by": None}
+    revisions = {r.assessment_id: r for r in Revision.objects.filter(assessment_id__in=[fast.pk, usual.pk])}
+    first, second = revisions[fast.pk], revisions[usual.pk]
+    columns = ["action", "channel", "trace_id", "experiment_id", "actor_key_id", "actor_label", "before"]
+    assert [getattr(first, c) for c in columns] == [getattr(second, c) for c in columns]
+    assert first.after == fast.snapshot()
+
+
+@postgres_only
+@pytest.mark.django_db(transaction=True)
+def test_plain_api_create_falls_back_to_the_usual_answers(experiment, other_experiment):
+    key, raw = make_api_key(experiment)
+    client = key_client(raw)
+    other = make_trace(other_experiment)
+    body = {"name": "n", "value": True}
+    assert client.post(f"/api/v1/traces/{other.trace_id}/feedback", body, format="json").status_code == 404
+    unseen = "tr-" + "0" * 32
+    response = client.post(f"/api/v1/traces/{unseen}/feedback", body, format="json")
+    assert response.status_code == 201 and PendingAssessment.objects.filter(trace_id=unseen).exists()
+    trace = make_trace(experiment)
+    url = f"/api/v1/traces/{trace.trace_id}/feedback"
+    assert client.post(url, {"name": "n"}, format="json").status_code == 400  # feedback needs a value
+    assert client.post(url, body, format="json", HTTP_IDEMPOTENCY_KEY="k").status_code == 201
+    replay = client.post(url, body, format="json", HTTP_IDEMPOTENCY_KEY="k")
+    assert replay.status_code == 200 and replay["Idempotent-Replayed"] == "true"
+    assert Assessment.objects.filter(trace=trace).count() == 1
+
+
+@postgres_only
+@pytest.mark.django_db(transaction=True)
 def test_one_statement_insert_replays_and_refuses_like_the_transactional_path(experiment):
     trace = make_trace(experiment, spans=1)
     first = services.log_feedback(trace=trace, name="a", value=True, actor=SYSTEM, channel="api", idempotency_key="k")
@@ -217,3 +282,97 @@ def test_batch_copy_rows_equal_djangos_insert_values(trace):
         )
     )
     assert as_sent(from_dict) == as_sent(_insert_values(revision))
+
+
+SIMPLE_BODIES = [
+    {"name": "user_satisfaction", "value": True},
+    {"name": "  padded  ", "value": 0.5, "rationale": "  kept as sent ", "metadata": {"k": "v"}},
+    {"name": "n", "value": 3, "source": {"source_type": "LLM_JUDGE", "source_id": " judge "}},
+    {"name": "n", "value": "text ✓ with unicode", "source": {}, "span_id": "0123456789abcdef", "extra": 1},
+    {"name": "n", "value": None},
+    {"name": "n"},
+    {"name": "n", "value": [1, "x"]},
+    {"name": "n", "value": {"a": "b\x00"}},
+    {"name": "n", "value": "nul\x00"},
+    {"name": "n", "value": True, "error": {"error_code": "E"}},
+    {"name": "n", "error": {"error_code": "E"}},
+    {"name": "n", "value": True, "error": None},
+    {"name": "", "value": True},
+    {"name": "   ", "value": True},
+    {"name": "x" * 251, "value": True},
+    {"name": " " + "x" * 250 + " ", "value": True},
+    {"name": 5, "value": True},
+    {"name": "é", "value": True},
+    {"name": "n\x00", "value": True},
+    {"name": "n", "value": True, "rationale": None},
+    {"name": "n", "value": True, "rationale": "ünïcode"},
+    {"name": "n", "value": True, "span_id": "0123456789abcdef\n"},
+    {"name": "n", "value": True, "span_id": "0123456789ABCDEF"},
+    {"name": "n", "value": True, "span_id": None},
+    {"name": "n", "value": True, "metadata": None},
+    {"name": "n", "value": True, "metadata": {"k": 1}},
+    {"name": "n", "value": True, "source": None},
+    {"name": "n", "value": True, "source": {"source_type": "ROBOT"}},
+    {"name": "n", "value": True, "source": {"source_type": ["HUMAN"]}},
+    {"name": "n", "value": True, "source": {"source_id": "x" * 251}},
+    {"name": "n", "value": True, "source": {"source_id": None}},
+    ["not", "an", "object"],
+]
+
+
+@pytest.mark.parametrize("body", SIMPLE_BODIES)
+@pytest.mark.parametrize("kind", ["feedback", "expectation"])
+def test_simple_create_input_agrees_with_the_serializer(body, kind):
+    """The hand-written parse of plain bodies gives the serializer's validated data, or defers to it."""
+    from assessments.serializers import ExpectationInput, FeedbackInput, simple_create_input
+
+    serializer = (FeedbackInput if kind == "feedback" else ExpectationInput)(data=body)
+    fast = simple_create_input(body, kind)
+    if SIMPLE_BODIES.index(body) < 4:
+        assert fast is not None  # the plain bodies take the fast path
+    if fast is not None:
+        assert serializer.is_valid(), serializer.errors
+        assert fast == serializer.validated_data
+
+
+@pytest.mark.django_db
+def test_a_missing_trace_answers_404_before_an_unreadable_body(experiment, trace):
+    _, raw = make_api_key(experiment)
+    client = key_client(raw)
+    broken = "{not json"
+    missing = client.post("/api/v1/traces/tr-x/feedback", broken, content_type="application/json")
+    assert missing.status_code == 404
+    unreadable = client.post(f"/api/v1/traces/{trace.trace_id}/feedback", broken, content_type="application/json")
+    assert unreadable.status_code == 400 and "JSON parse error" in unreadable.json()["detail"]
+
+
+@postgres_only
+@pytest.mark.django_db(transaction=True)
+def test_mlflow_protocol_plain_create_is_one_statement(experiment):
+    trace = make_trace(experiment, spans=1)
+    _, raw = make_api_key(experiment)
+    client = key_client(raw)
+    body = {
+        "assessment": {
+            "assessment_name": "user_satisfaction",
+            "trace_id": trace.trace_id,
+            "source": {"source_type": "HUMAN", "source_id": "user_123"},
+            "create_time": "2026-01-02T03:04:05.000Z",
+            "feedback": {"value": True},
+            "rationale": "ok",
+        }
+    }
+    url = f"/api/3.0/mlflow/traces/{trace.trace_id}/assessments"
+    assert client.post(url, body, format="json").status_code == 200
+    with CaptureQueriesContext(connection) as captured:
+        response = client.post(url, body, format="json")
+    assert response.status_code == 200 and len(captured) == 1
+    stored = Assessment.objects.get(pk=response.json()["assessment"]["assessment_id"])
+    assert (stored.value, stored.source_id, stored.rationale, stored.experiment_id) == (
+        True,
+        "user_123",
+        "ok",
+        experiment.pk,
+    )
+    assert stored.create_time.isoformat() == "2026-01-02T03:04:05+00:00"
+    assert Revision.objects.filter(assessment_id=stored.pk, action="create", channel="mlflow").count() == 1

@@ -219,3 +219,37 @@ def test_native_bad_input_and_session_users_are_not_held(native, reviewer_client
     )
     assert response.status_code == 404
     assert not PendingAssessment.objects.exists()
+
+
+@pytest.mark.parametrize("surface", ["mlflow", "native"])
+def test_trace_stored_between_the_lookup_and_the_pending_check_takes_the_feedback(
+    api, api_client, experiment, monkeypatch, surface
+):
+    """The client exports spans in the background: the trace can land just after the feedback
+    create looked for it. The create must then go to the stored trace, not answer 404."""
+    from django.http import Http404
+
+    from traces import selectors as trace_selectors
+
+    trace_id = new_trace_id()
+    original = trace_selectors.trace_for_write
+    calls = []
+
+    def trace_lands_after_the_first_look(actor, wanted):
+        calls.append(wanted)
+        if len(calls) == 1:
+            api.start(trace_id, experiment.pk, num_spans=2)  # the exporter wins the race
+            raise Http404(f"Trace {wanted} not found.")
+        return original(actor, wanted)
+
+    monkeypatch.setattr(trace_selectors, "trace_for_write", trace_lands_after_the_first_look)
+    if surface == "mlflow":
+        response = api.log(trace_id, payloads.feedback())
+        assert response.status_code == 200, response.content
+    else:
+        response = api_client.post(
+            f"/api/v1/traces/{trace_id}/feedback", {"name": "user_satisfaction", "value": True}, format="json"
+        )
+        assert response.status_code == 201, response.content
+    assert Assessment.objects.get(trace_id=trace_id).value is True
+    assert not PendingAssessment.objects.exists()
