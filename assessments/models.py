@@ -4,17 +4,16 @@ Rows are written only by `assessments.services`.
 """
 
 import math
-import uuid
 
 from django.conf import settings
 from django.db import models
 
 from feedbackhub.encoders import FloatPreservingJSONEncoder
-from traces.models import ApiKey, Experiment, Trace
+from traces.models import ApiKey, Experiment, Trace, time_ordered_hex
 
 
 def new_assessment_id() -> str:
-    return "a-" + uuid.uuid4().hex
+    return "a-" + time_ordered_hex()
 
 
 def numeric_projection(value) -> float | None:
@@ -43,9 +42,10 @@ class Assessment(models.Model):
         CODE = "CODE", "Code"
 
     assessment_id = models.CharField(primary_key=True, max_length=50, default=new_assessment_id)
-    trace = models.ForeignKey(Trace, on_delete=models.CASCADE, related_name="assessments")
+    # Trace and experiment need no index of their own: the composite indexes below lead with them.
+    trace = models.ForeignKey(Trace, on_delete=models.CASCADE, related_name="assessments", db_index=False)
     # Denormalised from the trace: experiment summaries and filters skip the join.
-    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="+")
+    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="+", db_index=False)
     span_id = models.CharField(max_length=16, null=True, blank=True)
     name = models.CharField(max_length=250)
     kind = models.CharField(max_length=12, choices=Kind.choices, default=Kind.FEEDBACK)
@@ -62,6 +62,7 @@ class Assessment(models.Model):
         blank=True,
         on_delete=models.SET_NULL,
         related_name="overridden_by",
+        db_index=False,  # assessment_overrides, partial: few assessments override another
     )
     valid = models.BooleanField(default=True)
     version = models.PositiveIntegerField(default=1)
@@ -71,8 +72,13 @@ class Assessment(models.Model):
         blank=True,
         on_delete=models.SET_NULL,
         related_name="+",
+        db_index=False,  # assessment_created_by, partial: apps write without a user
     )
-    created_by_key = models.ForeignKey(ApiKey, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    # Not indexed: nothing looks assessments up by key, and every API write would pay for the
+    # index. Deleting a key (keys are normally revoked, not deleted) scans the table instead.
+    created_by_key = models.ForeignKey(
+        ApiKey, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
+    )
     create_time = models.DateTimeField()
     last_update_time = models.DateTimeField()
     # A client's retry token: the same key in the same experiment never creates twice.
@@ -88,14 +94,21 @@ class Assessment(models.Model):
             )
         ]
         indexes = [
-            # trace detail / API: a trace's assessments in order
-            models.Index(fields=["trace", "create_time"], name="assessment_trace_time"),
-            # filter language: EXISTS (valid assessment of this name on this trace)
+            # a trace's assessments (sorted in memory: a trace has few) and the filter
+            # language's EXISTS (valid assessment of this name on this trace)
             models.Index(fields=["trace", "name", "kind", "valid"], name="assessment_trace_name"),
             # experiment feedback summaries and numeric filters
             models.Index(
                 fields=["experiment", "kind", "name", "valid", "numeric_value"],
                 name="assessment_exp_name",
+            ),
+            # "replaced by" links and SET_NULL when the override goes
+            models.Index(
+                fields=["overrides"], condition=models.Q(overrides__isnull=False), name="assessment_overrides"
+            ),
+            # SET_NULL when a user is deleted
+            models.Index(
+                fields=["created_by"], condition=models.Q(created_by__isnull=False), name="assessment_created_by"
             ),
         ]
 
@@ -167,11 +180,12 @@ class Revision(models.Model):
         PUBLIC = "public"
 
     # Plain copies rather than foreign keys: the history outlives the rows it describes.
-    assessment_id = models.CharField(max_length=50, db_index=True)
+    # Indexed in Meta (plain b-trees: nothing searches them with LIKE).
+    assessment_id = models.CharField(max_length=50)
     # The other assessment the change touched: the one an override replaced, or the one a
     # deleted override made valid again. History pages show the revision under both.
-    related_assessment_id = models.CharField(max_length=50, null=True, blank=True, db_index=True)
-    trace_id = models.CharField(max_length=35, db_index=True)
+    related_assessment_id = models.CharField(max_length=50, null=True, blank=True)
+    trace_id = models.CharField(max_length=35)
     experiment_id = models.BigIntegerField(null=True)
     action = models.CharField(max_length=12, choices=Action.choices)
     channel = models.CharField(max_length=10, choices=Channel.choices)
@@ -181,8 +195,12 @@ class Revision(models.Model):
         blank=True,
         on_delete=models.SET_NULL,
         related_name="+",
+        db_index=False,  # revision_actor_user, partial: apps write without a user
     )
-    actor_key = models.ForeignKey(ApiKey, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    # Not indexed, as Assessment.created_by_key.
+    actor_key = models.ForeignKey(
+        ApiKey, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
+    )
     actor_label = models.CharField(max_length=250, help_text="Who acted, as shown in the history.")
     created_at = models.DateTimeField(db_index=True)
     before = models.JSONField(null=True, blank=True)
@@ -190,6 +208,20 @@ class Revision(models.Model):
 
     class Meta:
         ordering = ["created_at", "id"]
+        indexes = [
+            # an assessment's history
+            models.Index(fields=["assessment_id"], name="revision_assessment"),
+            models.Index(
+                fields=["related_assessment_id"],
+                condition=models.Q(related_assessment_id__isnull=False),
+                name="revision_related_assessment",
+            ),
+            # admin search by trace
+            models.Index(fields=["trace_id"], name="revision_trace"),
+            models.Index(
+                fields=["actor_user"], condition=models.Q(actor_user__isnull=False), name="revision_actor_user"
+            ),
+        ]
 
     def __str__(self):
         return f"{self.action} {self.assessment_id} by {self.actor_label}"

@@ -1,6 +1,11 @@
-"""Profile one feedback create in-process: CPU per request, queries per request, cProfile top.
+"""Profile one write request in-process: CPU per request, queries per request, cProfile top.
 
-    DATABASE_URL=postgres://…/fh_perf_x .venv/bin/python bench/profile_feedback.py [--requests 2000] [--mlflow]
+    DATABASE_URL=postgres://…/fh_bench .venv/bin/python bench/profile_feedback.py [--requests 2000]
+        [--scenario feedback|mlflow|batch|ingest|otlp]
+
+The scenarios send what bench/run.py's Lua scripts send: one feedback (native or MLflow
+protocol), a batch of 1,000 feedback items, a new trace of 5 spans, an OTLP protobuf export
+of 50 spans.
 
 Runs the production settings (DEBUG off, rate limits off) against an existing database
 that holds at least one experiment with traces; drives the full WSGI stack (middleware,
@@ -17,6 +22,7 @@ import json
 import os
 import pstats
 import random
+import secrets
 import sys
 import time
 from pathlib import Path
@@ -27,12 +33,15 @@ ROOT = Path(__file__).resolve().parent.parent
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=2000)
-    parser.add_argument("--mlflow", action="store_true", help="the MLflow-protocol create instead")
+    parser.add_argument("--scenario", default="feedback", choices=["feedback", "mlflow", "batch", "ingest", "otlp"])
+    parser.add_argument("--mlflow", action="store_true", help="same as --scenario mlflow")
     parser.add_argument("--top", type=int, default=30)
     parser.add_argument("--no-profile", action="store_true", help="only the CPU and query figures")
     parser.add_argument("--sort", default="cumulative", help="pstats order: cumulative, tottime…")
     parser.add_argument("--callees", help="also print what functions matching this name call")
     args = parser.parse_args()
+    if args.mlflow:
+        args.scenario = "mlflow"
 
     os.environ.update(
         DJANGO_DEBUG="false",
@@ -66,33 +75,120 @@ def main() -> None:
     )
     client = Client(HTTP_AUTHORIZATION=f"Bearer {raw_key}")
 
-    def post():
+    def feedback_body(trace_id):
+        return {
+            "name": "user_satisfaction",
+            "value": random.random() < 0.7,
+            "rationale": "bench",
+            "source": {"source_type": "HUMAN", "source_id": f"bench-user-{random.randint(1, 1000)}"},
+        }
+
+    def mlflow_request():
         trace_id = random.choice(trace_ids)
-        value = random.random() < 0.7
-        if args.mlflow:
-            now = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
-            body = {
-                "assessment": {
-                    "assessment_name": "user_satisfaction",
-                    "trace_id": trace_id,
-                    "source": {"source_type": "HUMAN", "source_id": "user_123"},
-                    "create_time": now,
-                    "last_update_time": now,
-                    "feedback": {"value": value},
-                    "rationale": "bench",
-                    "valid": True,
-                }
-            }
-            path = f"/api/3.0/mlflow/traces/{trace_id}/assessments"
-        else:
-            body = {
-                "name": "user_satisfaction",
-                "value": value,
+        now = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
+        body = {
+            "assessment": {
+                "assessment_name": "user_satisfaction",
+                "trace_id": trace_id,
+                "source": {"source_type": "HUMAN", "source_id": "user_123"},
+                "create_time": now,
+                "last_update_time": now,
+                "feedback": {"value": random.random() < 0.7},
                 "rationale": "bench",
-                "source": {"source_type": "HUMAN", "source_id": f"bench-user-{random.randint(1, 1000)}"},
+                "valid": True,
             }
-            path = f"/api/v1/traces/{trace_id}/feedback"
-        response = client.post(path, json.dumps(body), content_type="application/json")
+        }
+        return f"/api/3.0/mlflow/traces/{trace_id}/assessments", json.dumps(body), "application/json", {}
+
+    def feedback_request():
+        trace_id = random.choice(trace_ids)
+        path = f"/api/v1/traces/{trace_id}/feedback"
+        return path, json.dumps(feedback_body(trace_id)), "application/json", {}
+
+    def batch_request():
+        values = [lambda: True, lambda: round(random.random(), 3), lambda: "friendly"]
+        names = ["user_satisfaction", "relevance", "tone"]
+        items = []
+        for _ in range(1000):
+            n = random.randrange(3)
+            items.append(
+                {
+                    "trace_id": random.choice(trace_ids),
+                    "name": names[n],
+                    "value": values[n](),
+                    "source": {"source_type": "LLM_JUDGE", "source_id": "bench-judge"},
+                }
+            )
+        return "/api/v1/feedback:batch", json.dumps({"items": items}), "application/json", {}
+
+    def ingest_request():
+        start = time.time_ns()
+        root = secrets.token_hex(6) + "0000"
+        spans = [
+            {
+                "span_id": root[:12] + f"{n:04x}",
+                "parent_span_id": None if n == 0 else root,
+                "name": "rag_pipeline" if n == 0 else f"step_{n}",
+                "span_type": "CHAIN" if n == 0 else "LLM",
+                "start_time_ns": start + n * 1_000_000,
+                "end_time_ns": start + (n + 1) * 1_000_000 + (5_000_000 if n == 0 else 0),
+                "status_code": "OK",
+                "inputs": {"question": "How do I rotate an API key?", "step": n},
+                "outputs": {"answer": "Create a new key, deploy it, then revoke the old one.", "step": n},
+                "attributes": {"model": "gpt-4o-mini"},
+            }
+            for n in range(5)
+        ]
+        body = {
+            "experiment_id": str(experiment.pk),
+            "trace_id": "tr-" + secrets.token_hex(16),
+            "metadata": {"mlflow.trace.session": "bench-session", "mlflow.trace.user": "bench-user"},
+            "spans": spans,
+        }
+        return "/api/v1/traces", json.dumps(body), "application/json", {}
+
+    def otlp_request():
+        from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+        from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+        from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
+
+        trace_id, now, spans = secrets.token_bytes(16), time.time_ns(), []
+        for s in range(50):
+            spans.append(
+                Span(
+                    trace_id=trace_id,
+                    span_id=secrets.token_bytes(8),
+                    parent_span_id=b"" if s == 0 else spans[0].span_id,
+                    name="agent" if s == 0 else f"llm_call_{s}",
+                    kind=Span.SPAN_KIND_INTERNAL,
+                    start_time_unix_nano=now + s * 1000,
+                    end_time_unix_nano=now + (50 + s) * 1000,
+                    attributes=[
+                        KeyValue(key="openinference.span.kind", value=AnyValue(string_value="LLM" if s else "AGENT")),
+                        KeyValue(key="input.value", value=AnyValue(string_value=f'{{"question": "q-{s}"}}')),
+                        KeyValue(key="output.value", value=AnyValue(string_value=f"answer {s}")),
+                    ],
+                )
+            )
+        body = ExportTraceServiceRequest(resource_spans=[ResourceSpans(scope_spans=[ScopeSpans(spans=spans)])])
+        headers = {"HTTP_X_MLFLOW_EXPERIMENT_ID": str(experiment.pk)}
+        return "/v1/traces", body.SerializeToString(), "application/x-protobuf", headers
+
+    make = {
+        "feedback": feedback_request,
+        "mlflow": mlflow_request,
+        "batch": batch_request,
+        "ingest": ingest_request,
+        "otlp": otlp_request,
+    }[args.scenario]
+    # Bodies are built before the clock starts: only the server side is measured. Traces are
+    # new in every request, so those bodies are never reused.
+    fresh = args.scenario in ("ingest", "otlp")
+    bodies = [make() for _ in range(2 * args.requests + 51 if fresh else min(args.requests, 500))]
+
+    def post():
+        path, body, content_type, headers = bodies.pop() if fresh else random.choice(bodies)
+        response = client.post(path, body, content_type=content_type, **headers)
         assert response.status_code in (200, 201), (response.status_code, response.content[:300])
 
     for _ in range(50):  # warm: key cache, last_used_at, compiled paths

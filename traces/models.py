@@ -3,7 +3,7 @@
 import hashlib
 import re
 import secrets
-import uuid
+import time
 
 from django.conf import settings
 from django.core.validators import RegexValidator
@@ -20,8 +20,20 @@ validate_trace_id = RegexValidator(TRACE_ID_RE, "A trace id is 'tr-' followed by
 validate_span_id = RegexValidator(SPAN_ID_RE, "A span id is 16 lowercase hex digits.")
 
 
+def time_ordered_hex(millis: int | None = None) -> str:
+    """32 hex digits: 48 bits of Unix milliseconds, then 80 random bits (UUIDv7's layout).
+
+    Ids made of it sort by creation time, so the b-tree indexes on them grow at their right
+    edge instead of taking each insert at a random leaf: at millions of rows that is the
+    difference between a page already in memory and one read from disk per index.
+    """
+    if millis is None:
+        millis = time.time_ns() // 1_000_000
+    return f"{millis:012x}{secrets.randbits(80):020x}"
+
+
 def new_trace_id() -> str:
-    return "tr-" + uuid.uuid4().hex
+    return "tr-" + time_ordered_hex()
 
 
 class Experiment(models.Model):
@@ -110,7 +122,8 @@ class Trace(models.Model):
         UNSPECIFIED = "STATE_UNSPECIFIED"
 
     trace_id = models.CharField(primary_key=True, max_length=35, validators=[validate_trace_id])
-    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="traces")
+    # No index of its own: trace_exp_time leads with the experiment.
+    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="traces", db_index=False)
     name = models.CharField(max_length=250, blank=True)
     request_time = models.DateTimeField()
     execution_time_ms = models.BigIntegerField(null=True, blank=True)
@@ -134,8 +147,12 @@ class Trace(models.Model):
             models.Index(fields=["experiment", "-execution_time_ms", "trace_id"], name="trace_exp_duration"),
             # status filter
             models.Index(fields=["experiment", "state", "-request_time"], name="trace_exp_state_time"),
-            # MLflow client_request_id lookups and idempotent retries
-            models.Index(fields=["client_request_id"], name="trace_client_request_id"),
+            # MLflow client_request_id lookups and idempotent retries (most traces have none)
+            models.Index(
+                fields=["client_request_id"],
+                condition=models.Q(client_request_id__isnull=False),
+                name="trace_client_request_id",
+            ),
             models.Index(fields=["experiment", "session_id"], name="trace_exp_session"),
         ]
 
@@ -154,7 +171,8 @@ class Span(models.Model):
         OK = "OK"
         ERROR = "ERROR"
 
-    trace = models.ForeignKey(Trace, on_delete=models.CASCADE, related_name="spans")
+    # No index of its own: span_unique_trace_span_id leads with the trace.
+    trace = models.ForeignKey(Trace, on_delete=models.CASCADE, related_name="spans", db_index=False)
     span_id = models.CharField(max_length=16, validators=[validate_span_id])
     parent_span_id = models.CharField(max_length=16, null=True, blank=True)
     name = models.CharField(max_length=250, blank=True)
