@@ -14,6 +14,7 @@ from traces.serializers import (
     StringMapField,
     TraceOut,
     iso_datetime,
+    plain_text,
     trace_representation,
 )
 
@@ -96,11 +97,6 @@ SOURCE_TYPES = frozenset(Assessment.SourceType.values)
 SPAN_ID_RE = re.compile(SPAN_ID_PATTERN)
 
 
-def _plain_text(value) -> bool:
-    """An ASCII string without NUL: no CharField check (NUL, surrogates) can refuse it."""
-    return type(value) is str and value.isascii() and "\x00" not in value
-
-
 def simple_create_input(data, kind: str) -> dict | None:
     """What FeedbackInput (kind "feedback") or ExpectationInput would validate `data` to, for the
     plain bodies apps send: ASCII text, a scalar value, no `error`, simple metadata. None for
@@ -112,7 +108,7 @@ def simple_create_input(data, kind: str) -> dict | None:
     if type(data) is not dict:
         return None
     name = data.get("name")
-    if not _plain_text(name):
+    if not plain_text(name):
         return None
     name = name.strip()
     if not name or len(name) > 250:
@@ -126,13 +122,13 @@ def simple_create_input(data, kind: str) -> dict | None:
     elif type(value) not in (bool, int, float) and (type(value) is not str or "\x00" in value):
         return None  # lists and objects: JSONValueField looks for NUL characters inside
     rationale = data.get("rationale", "")
-    if not _plain_text(rationale):
+    if not plain_text(rationale):
         return None
     span_id = data.get("span_id")
     if span_id is not None and (type(span_id) is not str or not SPAN_ID_RE.match(span_id) or span_id[-1] == "\n"):
         return None
     metadata = data.get("metadata", {})
-    if type(metadata) is not dict or not all(_plain_text(k) and _plain_text(v) for k, v in metadata.items()):
+    if type(metadata) is not dict or not all(plain_text(k) and plain_text(v) for k, v in metadata.items()):
         return None
     fields = {
         "name": name,
@@ -149,7 +145,7 @@ def simple_create_input(data, kind: str) -> dict | None:
             return None
         source_type = source.get("source_type", Assessment.SourceType.HUMAN)
         source_id = source.get("source_id", "")
-        if not isinstance(source_type, str) or source_type not in SOURCE_TYPES or not _plain_text(source_id):
+        if not isinstance(source_type, str) or source_type not in SOURCE_TYPES or not plain_text(source_id):
             return None
         source_id = source_id.strip()
         if len(source_id) > 250:

@@ -18,14 +18,13 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import (
-    DEFAULT_DB_ALIAS,
     IntegrityError,
     connection,
-    connections,
     transaction,
 )
 from django.utils import timezone
 
+from feedbackhub import bulk
 from traces.access import OWNER, REVIEWER, Actor
 from traces.models import SPAN_ID_RE, TRACE_ID_RE, Span, Trace
 from traces.services import Conflict
@@ -379,8 +378,8 @@ def _insert_with_revision(assessment: Assessment, actor: Actor, channel: str, id
     """
     assessment.numeric_value = numeric_projection(assessment.value)
     revision = _revision(Revision.Action.CREATE, assessment, actor, channel, None, assessment.snapshot())
-    # The column values as _copy_plan prepares them (what Django's INSERT would send).
-    params = [*next(_copy_values(Assessment, [assessment])), *next(_copy_values(Revision, [revision]))]
+    # The column values as bulk.copy_plan prepares them (what Django's INSERT would send).
+    params = [*next(bulk.copy_values(Assessment, [assessment])), *next(bulk.copy_values(Revision, [revision]))]
     try:
         with connection.cursor() as cursor:
             cursor.execute(_insert_with_revision_sql(), params)
@@ -429,8 +428,8 @@ def create_by_trace_id(*, kind: str, trace_id: str, actor: Actor, channel: str, 
     params = [
         trace_id,
         sorted(actor.key_experiment_ids),
-        *_without_experiment(Assessment, next(_copy_values(Assessment, [assessment]))),
-        *_without_experiment(Revision, next(_copy_values(Revision, [revision]))),
+        *_without_experiment(Assessment, next(bulk.copy_values(Assessment, [assessment]))),
+        *_without_experiment(Revision, next(bulk.copy_values(Revision, [revision]))),
     ]
     try:
         with connection.cursor() as cursor:
@@ -449,7 +448,7 @@ def create_by_trace_id(*, kind: str, trace_id: str, actor: Actor, channel: str, 
 
 def _without_experiment(model, values: list) -> list:
     """The column values but experiment_id (the statement takes it from the trace)."""
-    return [value for field, value in zip(_insert_fields(model), values) if field.attname != "experiment_id"]
+    return [value for field, value in zip(bulk.insert_fields(model), values) if field.attname != "experiment_id"]
 
 
 @functools.cache
@@ -464,7 +463,7 @@ def _create_by_trace_id_sql() -> str:
             experiment_source
             if field.attname == "experiment_id"
             else f"%s::{re.sub(r'[(][0-9]+[)]$', '', field.cast_db_type(connection))}"
-            for field in _insert_fields(model)
+            for field in bulk.insert_fields(model)
         )
 
     trace = Trace._meta
@@ -472,9 +471,9 @@ def _create_by_trace_id_sql() -> str:
         f"WITH trace AS (SELECT {quote(trace.get_field('experiment').column)} AS experiment_id "
         f"FROM {quote(trace.db_table)} WHERE {quote(trace.pk.column)} = %s "
         f"AND {quote(trace.get_field('experiment').column)} = ANY(%s)), "
-        f"created AS (INSERT INTO {_insert_target(Assessment)} "
+        f"created AS (INSERT INTO {bulk.insert_target(Assessment)} "
         f"SELECT {select_list(Assessment, 'trace.experiment_id')} FROM trace RETURNING experiment_id), "
-        f"revision AS (INSERT INTO {_insert_target(Revision)} "
+        f"revision AS (INSERT INTO {bulk.insert_target(Revision)} "
         f"SELECT {select_list(Revision, 'created.experiment_id')} FROM created) "
         "SELECT experiment_id FROM created"
     )
@@ -483,31 +482,12 @@ def _create_by_trace_id_sql() -> str:
 @functools.cache
 def _insert_with_revision_sql() -> str:
     """The one statement of _insert_with_revision (built once per process)."""
-    assessment_values = ", ".join(["%s"] * len(_insert_fields(Assessment)))
-    revision_values = ", ".join(["%s"] * len(_insert_fields(Revision)))
+    assessment_values = ", ".join(["%s"] * len(bulk.insert_fields(Assessment)))
+    revision_values = ", ".join(["%s"] * len(bulk.insert_fields(Revision)))
     return (
-        f"WITH created AS (INSERT INTO {_insert_target(Assessment)} VALUES ({assessment_values})) "
-        f"INSERT INTO {_insert_target(Revision)} VALUES ({revision_values})"
+        f"WITH created AS (INSERT INTO {bulk.insert_target(Assessment)} VALUES ({assessment_values})) "
+        f"INSERT INTO {bulk.insert_target(Revision)} VALUES ({revision_values})"
     )
-
-
-@functools.cache
-def _insert_fields(model) -> list:
-    return [field for field in model._meta.concrete_fields if not field.primary_key or not field.auto_created]
-
-
-@functools.cache
-def _insert_target(model) -> str:
-    """`table (columns)` for every concrete field but an auto-increment id, quoted."""
-    quote = connection.ops.quote_name
-    columns = ", ".join(quote(field.column) for field in _insert_fields(model))
-    return f"{quote(model._meta.db_table)} ({columns})"
-
-
-def _insert_values(obj, fields=None, db=None) -> list:
-    """The values Django's INSERT would send for `obj` (pre_save + database preparation)."""
-    db = db or connections[DEFAULT_DB_ALIAS]
-    return [field.get_db_prep_save(field.pre_save(obj, True), db) for field in fields or _insert_fields(type(obj))]
 
 
 def _replayed(existing: Assessment, attempted: Assessment) -> Assessment:
@@ -968,8 +948,8 @@ def _write_batch(*, items: list[dict], keys: dict, actor: Actor, channel: str) -
                 for assessment in new
             ]
             if connection.vendor == "postgresql":
-                _copy_rows(Assessment, new)
-                _copy_rows(Revision, revisions)
+                bulk.copy_rows(Assessment, new)
+                bulk.copy_rows(Revision, revisions)
                 for assessment in new:
                     assessment._state.adding = False
                     assessment._state.db = connection.alias
@@ -977,81 +957,6 @@ def _write_batch(*, items: list[dict], keys: dict, actor: Actor, channel: str) -
                 Assessment.objects.bulk_create(new)
                 Revision.objects.bulk_create([Revision(**values) for values in revisions])
     return results
-
-
-def _copy_rows(model, objects: list) -> None:
-    """Insert `objects` with COPY (PostgreSQL): the values Django's INSERT would send, streamed
-    without building a statement, for the batch path. Constraint violations raise IntegrityError."""
-    with connection.cursor() as cursor, connection.wrap_database_errors:
-        with cursor.cursor.copy(f"COPY {_insert_target(model)} FROM STDIN") as copy:
-            for row in _copy_values(model, objects):
-                copy.write_row(row)
-
-
-def _copy_values(model, objects: list):
-    """Each object's column values for COPY, in _insert_target's order (see _copy_plan)."""
-    from psycopg.types.json import Jsonb
-
-    plan = _copy_plan(model)
-    db = connections[DEFAULT_DB_ALIAS]
-    for obj in objects:
-        if isinstance(obj, dict):
-            # Field values by attname: every column must be given (no pre_save for dicts).
-            row = []
-            for field, attname, how in plan:
-                value = obj[attname]
-                if how == "json":
-                    value = None if value is None else Jsonb(value)
-                elif how == "prep":
-                    value = field.get_db_prep_save(value, db)
-                row.append(value)
-            yield row
-            continue
-        row = []
-        for field, attname, how in plan:
-            if how is None:
-                row.append(getattr(obj, attname))
-            elif how == "json":
-                value = getattr(obj, attname)
-                row.append(None if value is None else Jsonb(value))
-            else:
-                row.append(field.get_db_prep_save(field.pre_save(obj, True), db))
-        yield row
-
-
-@functools.cache
-def _copy_plan(model) -> list:
-    """(field, attname, how) per inserted column: JSON values wrapped as jsonb (None stays SQL
-    NULL, as Django saves it), fields with pre_save work (auto_now…) prepared by Django, the
-    rest sent as they are (psycopg adapts str, int, float, bool and aware datetimes itself).
-    tests/assessments/test_write_path.py checks the rows equal Django's."""
-    from django.db.models import JSONField
-
-    plan = []
-    for field in _insert_fields(model):
-        if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
-            how = "prep"
-        elif isinstance(field, JSONField):
-            # a field with its own encoder (FloatPreservingJSONEncoder) is prepared by Django
-            how = "prep" if field.encoder is not None else "json"
-        elif field.get_internal_type() in (
-            "CharField",
-            "TextField",
-            "IntegerField",
-            "BigIntegerField",
-            "PositiveIntegerField",
-            "FloatField",
-            "BooleanField",
-            "DateTimeField",
-            "ForeignKey",
-            "AutoField",
-            "BigAutoField",
-        ):
-            how = None
-        else:
-            how = "prep"
-        plan.append((field, field.attname, how))
-    return plan
 
 
 # --- feedback that arrives before its trace --------------------------------------------------

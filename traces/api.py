@@ -13,7 +13,7 @@ from . import selectors, services
 from .access import visible_experiments
 from .authentication import request_actor
 from .filters import FilterError
-from .serializers import ExperimentInput, ExperimentOut, TraceInput, TraceOut, TracePageOut
+from .serializers import ExperimentInput, ExperimentOut, TraceInput, TraceOut, TracePageOut, simple_trace_input
 
 MAX_PAGE_SIZE = 500
 DEFAULT_PAGE_SIZE = 100
@@ -138,9 +138,11 @@ class TraceListApi(APIView):
     )
     def post(self, request):
         actor = request_actor(request)
-        data = TraceInput(data=request.data)
-        data.is_valid(raise_exception=True)
-        fields = dict(data.validated_data)
+        fields = simple_trace_input(request.data)
+        if fields is None:
+            data = TraceInput(data=request.data)
+            data.is_valid(raise_exception=True)
+            fields = dict(data.validated_data)
         experiment = _experiment_for_ingest(actor, fields.pop("experiment_id", None))
         trace, created = services.ingest_trace(experiment=experiment, actor=actor, channel="api", **fields)
         return Response(TraceOut(trace).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)

@@ -9,8 +9,10 @@ from datetime import datetime, timedelta, timezone
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
+
+from feedbackhub import bulk
 
 from .access import OWNER, REVIEWER, Actor
 from .models import SPAN_ID_RE, TRACE_ID_RE, ApiKey, Experiment, Membership, Span, Trace, new_trace_id
@@ -245,7 +247,10 @@ def ingest_trace(
             if trace.experiment_id != experiment.pk:
                 raise Conflict(f"Trace {trace_id} belongs to another experiment.")
             _merge(trace, derived, given, tags, metadata)
-        if spans:
+        if spans and created and connection.vendor == "postgresql":
+            # A trace stored by this transaction has no spans yet: COPY, no conflict to handle.
+            bulk.copy_rows(Span, [Span(trace_id=trace_id, **span) for span in spans])
+        elif spans:
             Span.objects.bulk_create(
                 [Span(trace_id=trace_id, **span) for span in spans],
                 update_conflicts=True,

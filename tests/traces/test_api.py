@@ -326,3 +326,71 @@ def test_unknown_trace_is_404(api_client):
     assert api_client.get("/api/v1/traces/not-an-id").status_code == 404
     assert api_client.get("/api/v1/traces/" + "t" * 300).status_code == 404
     assert api_client.get("/api/v1/traces/tr-%00").status_code == 404
+
+
+PLAIN_SPAN = {
+    "span_id": "0123456789abcdef",
+    "parent_span_id": None,
+    "name": " root ",
+    "span_type": "CHAIN",
+    "start_time_ns": 1_700_000_000_000_000_000,
+    "end_time_ns": 1_700_000_000_500_000_000,
+    "status_code": "OK",
+    "inputs": {"question": "q", "n": [1, 2.5, None, True]},
+    "outputs": "answer",
+    "attributes": {"model": "m"},
+    "events": [{"name": "e"}],
+}
+TRACE_BODIES = [
+    {"spans": [PLAIN_SPAN]},
+    {
+        "experiment_id": " 7 ",
+        "trace_id": "tr-" + "a" * 32,
+        "name": " n ",
+        "tags": {"k": " v "},
+        "metadata": {"mlflow.trace.user": "u"},
+        "spans": [PLAIN_SPAN, {"span_id": "1" * 16, "parent_span_id": "0123456789abcdef", "start_time_ns": 5}],
+    },
+    {},
+    # below: bodies the serializer decides (an error, or a shape the hand-written parse leaves alone)
+    {"spans": [{**PLAIN_SPAN, "start_time_ns": True}]},
+    {"spans": [{**PLAIN_SPAN, "start_time_ns": "5"}]},
+    {"spans": [{**PLAIN_SPAN, "start_time_ns": 2**63}]},
+    {"spans": [{**PLAIN_SPAN, "end_time_ns": -1}]},
+    {"spans": [{**PLAIN_SPAN, "span_id": "0123456789ABCDEF"}]},
+    {"spans": [{**PLAIN_SPAN, "span_id": " 0123456789abcdef"}]},
+    {"spans": [{**PLAIN_SPAN, "parent_span_id": ""}]},
+    {"spans": [{**PLAIN_SPAN, "span_type": " "}]},
+    {"spans": [{**PLAIN_SPAN, "span_type": "x" * 51}]},
+    {"spans": [{**PLAIN_SPAN, "name": "é"}]},
+    {"spans": [{**PLAIN_SPAN, "status_code": ""}]},
+    {"spans": [{**PLAIN_SPAN, "status_code": "FINE"}]},
+    {"spans": [{**PLAIN_SPAN, "inputs": {"a": "\x00"}}]},
+    {"spans": [{**PLAIN_SPAN, "attributes": None}]},
+    {"spans": [{**PLAIN_SPAN, "events": [1]}]},
+    {"spans": [{**PLAIN_SPAN, "extra": 1}]},
+    {"spans": None},
+    {"spans": [PLAIN_SPAN], "request_time": "2026-01-01T00:00:00Z"},
+    {"trace_id": "tr-" + "a" * 32 + "\n"},
+    {"trace_id": "tr-x"},
+    {"experiment_id": ""},
+    {"experiment_id": 7},
+    {"tags": {"k": 1}},
+    {"metadata": {"k": "\x00"}},
+    {"name": "x" * 251},
+    [],
+]
+
+
+@pytest.mark.parametrize("body", TRACE_BODIES)
+def test_simple_trace_input_agrees_with_the_serializer(body):
+    """The hand-written parse of plain trace bodies gives the serializer's validated data, or defers to it."""
+    from traces.serializers import TraceInput, simple_trace_input
+
+    serializer = TraceInput(data=body)
+    fast = simple_trace_input(body)
+    if TRACE_BODIES.index(body) < 3:
+        assert fast is not None  # the plain bodies take the fast path
+    if fast is not None:
+        assert serializer.is_valid(), serializer.errors
+        assert fast == serializer.validated_data
