@@ -30,6 +30,7 @@ from traces.models import SPAN_ID_RE, TRACE_ID_RE, Span, Trace
 from traces.services import Conflict
 
 from .models import (
+    SNAPSHOT_FIELDS,
     Assessment,
     PendingAssessment,
     Revision,
@@ -94,6 +95,11 @@ def _check_json(value, field: str) -> None:
             return
         raise ValidationError({field: f"must be JSON (got {type(item).__name__})"})
 
+    kind = type(value)
+    if value is None or kind is bool or kind is int:
+        return  # scalars (the common case) need no walk and are never too large
+    if kind is str and len(value) * 6 + 2 <= settings.FEEDBACKHUB_MAX_VALUE_BYTES:
+        return  # even escaped to \\uXXXX, it fits
     walk(value, 0)
     if value is not None and len(json.dumps(value)) > settings.FEEDBACKHUB_MAX_VALUE_BYTES:
         raise ValidationError({field: f"is larger than {settings.FEEDBACKHUB_MAX_VALUE_BYTES} bytes"})
@@ -889,6 +895,8 @@ def _write_batch(*, items: list[dict], keys: dict, actor: Actor, channel: str) -
             existing = {(row.experiment_id, row.idempotency_key): row for row in rows}
         results, new, errors = [], [], {}
         now = timezone.now()
+        user_id = user.pk if user is not None else None
+        key_id = actor.api_key.pk if actor.api_key is not None else None
         for index, fields in enumerate(items):
             key = fields["idempotency_key"]
             stored = existing.get((fields["experiment_id"], key)) if key is not None else None
@@ -902,59 +910,60 @@ def _write_batch(*, items: list[dict], keys: dict, actor: Actor, channel: str) -
                 stored.replayed = True
                 results.append(stored)
                 continue
-            assessment = Assessment(
-                assessment_id=new_assessment_id(),
-                trace_id=fields["trace_id"],
-                experiment_id=fields["experiment_id"],
-                span_id=fields["span_id"],
-                name=fields["name"],
-                kind=Assessment.Kind.FEEDBACK,
-                value=fields["value"],
-                numeric_value=numeric_projection(fields["value"]),
-                error=fields["error"],
-                rationale=fields["rationale"],
-                source_type=fields["source_type"],
-                source_id=fields["source_id"],
-                metadata=fields["metadata"],
-                created_by=user,
-                created_by_key=actor.api_key,
-                create_time=now,
-                last_update_time=now,
-                idempotency_key=key,
-            )
+            # Column values by attname: COPY takes them as they are, the result wraps them.
+            row = {
+                "assessment_id": new_assessment_id(),
+                "trace_id": fields["trace_id"],
+                "experiment_id": fields["experiment_id"],
+                "span_id": fields["span_id"],
+                "name": fields["name"],
+                "kind": Assessment.Kind.FEEDBACK.value,
+                "value": fields["value"],
+                "numeric_value": numeric_projection(fields["value"]),
+                "error": fields["error"],
+                "rationale": fields["rationale"],
+                "source_type": fields["source_type"],
+                "source_id": fields["source_id"],
+                "metadata": fields["metadata"],
+                "overrides_id": None,
+                "valid": True,
+                "version": 1,
+                "created_by_id": user_id,
+                "created_by_key_id": key_id,
+                "create_time": now,
+                "last_update_time": now,
+                "idempotency_key": key,
+            }
+            assessment = bulk.saved_instance(Assessment, row)
             assessment.replayed = False
             results.append(assessment)
-            new.append(assessment)
+            new.append(row)
         if errors:
             raise BatchValidationError(errors)
         if new:
-            # Field values of each create revision (as _record writes them); COPY takes them as
-            # they are, bulk_create as Revision instances.
+            # Field values of each create revision (as _record writes them).
             revisions = [
                 {
-                    "assessment_id": assessment.assessment_id,
+                    "assessment_id": row["assessment_id"],
                     "related_assessment_id": None,
-                    "trace_id": assessment.trace_id,
-                    "experiment_id": assessment.experiment_id,
-                    "action": Revision.Action.CREATE,
+                    "trace_id": row["trace_id"],
+                    "experiment_id": row["experiment_id"],
+                    "action": Revision.Action.CREATE.value,
                     "channel": channel,
-                    "actor_user_id": user.pk if user is not None else None,
-                    "actor_key_id": actor.api_key.pk if actor.api_key is not None else None,
+                    "actor_user_id": user_id,
+                    "actor_key_id": key_id,
                     "actor_label": label,
                     "created_at": now,
                     "before": None,
-                    "after": assessment.snapshot(),
+                    "after": {key: row["overrides_id" if key == "overrides" else key] for key in SNAPSHOT_FIELDS},
                 }
-                for assessment in new
+                for row in new
             ]
             if connection.vendor == "postgresql":
                 bulk.copy_rows(Assessment, new)
                 bulk.copy_rows(Revision, revisions)
-                for assessment in new:
-                    assessment._state.adding = False
-                    assessment._state.db = connection.alias
             else:
-                Assessment.objects.bulk_create(new)
+                Assessment.objects.bulk_create([result for result in results if not result.replayed])
                 Revision.objects.bulk_create([Revision(**values) for values in revisions])
     return results
 

@@ -19,13 +19,17 @@ MAX_JSON_DEPTH = 128
 
 
 def json_depth_exceeds(value, limit: int) -> bool:
-    stack = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
+    """Whether a parsed JSON value nests deeper than `limit` (walked level by level: each
+    level is one list comprehension over the containers of the one above)."""
+    level, depth = [value], 1
+    while level:
         if depth > limit:
             return True
-        children = item.values() if isinstance(item, dict) else item
-        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+        below = []
+        for item in level:
+            children = item.values() if type(item) is dict else item
+            below += [child for child in children if type(child) is dict or type(child) is list]
+        level, depth = below, depth + 1
     return False
 
 

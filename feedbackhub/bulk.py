@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 
 from django.db import DEFAULT_DB_ALIAS, connection, connections
+from django.db.models.base import ModelState
 
 
 @functools.cache
@@ -42,22 +43,25 @@ def copy_rows(model, objects: list) -> None:
 
 
 def copy_values(model, objects: list):
-    """Each object's column values for COPY, in insert_target's order (see copy_plan)."""
+    """Each object's column values for COPY, in insert_target's order (see copy_plan).
+
+    Objects are model instances or dicts of every column's value by attname (no pre_save for
+    dicts: the caller gives final values, as the batch and ingest paths do)."""
     from psycopg.types.json import Jsonb
 
     plan = copy_plan(model)
     db = connections[DEFAULT_DB_ALIAS]
+    attnames = [attname for _, attname, _ in plan]
+    json_columns = [index for index, (_, _, how) in enumerate(plan) if how == "json"]
+    prep_columns = [(index, field) for index, (field, _, how) in enumerate(plan) if how == "prep"]
     for obj in objects:
         if isinstance(obj, dict):
-            # Field values by attname: every column must be given (no pre_save for dicts).
-            row = []
-            for field, attname, how in plan:
-                value = obj[attname]
-                if how == "json":
-                    value = None if value is None else Jsonb(value)
-                elif how == "prep":
-                    value = field.get_db_prep_save(value, db)
-                row.append(value)
+            row = [obj[attname] for attname in attnames]
+            for index in json_columns:
+                if row[index] is not None:
+                    row[index] = Jsonb(row[index])
+            for index, field in prep_columns:
+                row[index] = field.get_db_prep_save(row[index], db)
             yield row
             continue
         row = []
@@ -70,6 +74,18 @@ def copy_values(model, objects: list):
             else:
                 row.append(field.get_db_prep_save(field.pre_save(obj, True), db))
         yield row
+
+
+def saved_instance(model, values: dict):
+    """A model instance for a row just written, from every column's value by attname: what
+    `Model.from_db` gives, without Model.__init__'s per-field descriptor calls (~70 µs per
+    assessment), for the batch path's thousand results."""
+    obj = model.__new__(model)
+    obj.__dict__.update(values)
+    obj._state = ModelState()
+    obj._state.adding = False
+    obj._state.db = connection.alias
+    return obj
 
 
 @functools.cache

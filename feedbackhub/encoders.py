@@ -25,7 +25,19 @@ def float_text(value: float) -> str:
 
 
 class FloatPreservingJSONEncoder(json.JSONEncoder):
-    """json.JSONEncoder with float_text for floats (pure-Python path; values are small)."""
+    """json.JSONEncoder with float_text for floats.
+
+    `encode` tries the C encoder first: its text is the same unless a float came out in
+    exponent notation ("e+", which float_text rewrites) or out of range ("NaN", "Infinity",
+    which float_text refuses); only then (or when a string happens to hold those letters)
+    does the pure-Python path below run. A span's inputs and outputs are encoded at C speed.
+    """
+
+    def encode(self, o):
+        text = super().encode(o) if isinstance(o, str) else "".join(json.JSONEncoder.iterencode(self, o, True))
+        if "e+" in text or "NaN" in text or "Infinity" in text:
+            return "".join(self.iterencode(o, _one_shot=True))
+        return text
 
     def iterencode(self, o, _one_shot=False):
         markers = {} if self.check_circular else None

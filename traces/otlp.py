@@ -31,6 +31,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
+from .serializers import find_nul
+
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
 CONTENT_TYPES = (PROTOBUF, JSON)
@@ -224,13 +226,18 @@ def key_values(items) -> dict:
 
 
 def without_nul(value):
-    """Replace NUL characters, which PostgreSQL cannot store in text or jsonb, in every string."""
+    """Replace NUL characters, which PostgreSQL cannot store in text or jsonb, in every string
+    (the value itself when it holds none: the common case costs one walk, no copy)."""
+    return _replace_nul(value) if find_nul(value) else value
+
+
+def _replace_nul(value):
     if isinstance(value, str):
         return value.replace("\x00", "\ufffd") if "\x00" in value else value
     if isinstance(value, list):
-        return [without_nul(item) for item in value]
+        return [_replace_nul(item) for item in value]
     if isinstance(value, dict):
-        return {without_nul(key): without_nul(item) for key, item in value.items()}
+        return {_replace_nul(key): _replace_nul(item) for key, item in value.items()}
     return value
 
 

@@ -1,5 +1,6 @@
 """Shapes of the native API for experiments, traces and spans: `*Input` parse, `*Out` present."""
 
+import json
 import re
 
 from django.utils import timezone
@@ -16,7 +17,19 @@ NUL_MESSAGE = "must not contain NUL characters (\\u0000)"
 
 
 def find_nul(value) -> bool:
-    """Whether a JSON value holds a NUL character in any string or key (PostgreSQL cannot store one)."""
+    """Whether a JSON value holds a NUL character in any string or key (PostgreSQL cannot store one).
+
+    The C JSON encoder writes a NUL as `\\u0000`; text without that sequence has none, which
+    answers the common case at C speed. Otherwise (or for a value JSON cannot encode) the
+    value is walked, since a string may hold a backslash followed by "u0000" itself.
+    """
+    if isinstance(value, str):
+        return "\x00" in value
+    try:
+        if "\\u0000" not in json.dumps(value):
+            return False
+    except (TypeError, ValueError):
+        pass
     stack = [value]
     while stack:
         item = stack.pop()

@@ -249,7 +249,7 @@ def ingest_trace(
             _merge(trace, derived, given, tags, metadata)
         if spans and created and connection.vendor == "postgresql":
             # A trace stored by this transaction has no spans yet: COPY, no conflict to handle.
-            bulk.copy_rows(Span, [Span(trace_id=trace_id, **span) for span in spans])
+            bulk.copy_rows(Span, [{"trace_id": trace_id, **span} for span in spans])
         elif spans:
             Span.objects.bulk_create(
                 [Span(trace_id=trace_id, **span) for span in spans],
