@@ -673,7 +673,9 @@ def main(argv=None) -> int:
                 log(f"{name}: one request answered {status}, skipping the scenario (see the output above)")
                 results[name] = {"error": f"HTTP {status}"}
                 continue
-            wrk(script, url, connections=connections, duration=min(2, duration), env=wrk_env)  # warm-up
+            # Warm-up; longer before the first scenario, which meets a fresh server and database
+            # caches still cold from the generator (the first single-feedback runs measured half speed).
+            wrk(script, url, connections=connections, duration=min(2 if results else 8, duration), env=wrk_env)
             values, runs = [], []
             for attempt in range(args.runs):
                 cpu_before = server.cpu_seconds()
