@@ -76,6 +76,24 @@ def copy_values(model, objects: list):
         yield row
 
 
+def insert_new(obj) -> bool:
+    """INSERT `obj` unless a row with the same unique key exists (PostgreSQL: ON CONFLICT DO
+    NOTHING, which waits for a concurrent insert of that key to commit or roll back); whether
+    it was inserted. The values are those Django's INSERT would send (auto_now included)."""
+    model = type(obj)
+    values = next(copy_values(model, [obj]))
+    placeholders = ", ".join(["%s"] * len(values))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {insert_target(model)} VALUES ({placeholders}) ON CONFLICT DO NOTHING RETURNING 1", values
+        )
+        inserted = cursor.fetchone() is not None
+    if inserted:
+        obj._state.adding = False
+        obj._state.db = connection.alias
+    return inserted
+
+
 def saved_instance(model, values: dict):
     """A model instance for a row just written, from every column's value by attname: what
     `Model.from_db` gives, without Model.__init__'s per-field descriptor calls (~70 µs per

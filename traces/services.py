@@ -43,6 +43,9 @@ TRACE_FIELDS = [
     "response_preview",
     "client_request_id",
 ]
+# Choices' .values is rebuilt on every access; the per-span checks use these.
+SPAN_STATUS_CODES = frozenset(Span.StatusCode.values)
+TRACE_STATES = frozenset(Trace.State.values)
 
 # Called inside the ingest transaction with (trace, actor, channel) when a trace id is first
 # stored. The assessments app registers the hook that attaches feedback which arrived early.
@@ -102,7 +105,7 @@ def _clean_span(raw: dict, index: int) -> dict:
     elif end is not None and isinstance(start, int) and end < start:
         errors["end_time_ns"] = "is before start_time_ns"
     status = raw.get("status_code") or Span.StatusCode.UNSET
-    if status not in Span.StatusCode.values:
+    if status not in SPAN_STATUS_CODES:
         errors["status_code"] = f"must be one of {', '.join(Span.StatusCode.values)}"
     name = raw.get("name") or ""
     if len(name) > 250:
@@ -203,7 +206,7 @@ def ingest_trace(
     for key in ("name", "client_request_id"):
         if fields.get(key) and len(fields[key]) > 250:
             raise ValidationError({key: "is longer than 250 characters"})
-    if fields.get("state") and fields["state"] not in Trace.State.values:
+    if fields.get("state") and fields["state"] not in TRACE_STATES:
         raise ValidationError({"state": f"must be one of {', '.join(Trace.State.values)}"})
 
     root = _root(spans)
@@ -220,29 +223,28 @@ def ingest_trace(
         derived = {}
     given = {key: value for key, value in fields.items() if value is not None}
 
+    values = {**derived, **given}
+    values.setdefault("request_time", datetime.now(timezone.utc))
+    # A new trace has exactly these spans: no count query and no second UPDATE needed.
+    new = Trace(trace_id=trace_id, experiment=experiment, tags=tags, metadata=metadata, span_count=len(spans), **values)
+    _lift_ids(new)
     with transaction.atomic():
-        trace = Trace.objects.select_for_update().filter(pk=trace_id).first()
-        created = trace is None
-        if created:
-            values = {**derived, **given}
-            values.setdefault("request_time", datetime.now(timezone.utc))
-            # A new trace has exactly these spans: no count query and no second UPDATE needed.
-            trace = Trace(
-                trace_id=trace_id,
-                experiment=experiment,
-                tags=tags,
-                metadata=metadata,
-                span_count=len(spans),
-                **values,
-            )
-            _lift_ids(trace)
-            try:
-                with transaction.atomic():
-                    trace.save(force_insert=True)
-            except IntegrityError:
-                # A concurrent request stored the same trace id first: merge into it.
-                trace = Trace.objects.select_for_update().get(pk=trace_id)
-                created = False
+        # PostgreSQL: one INSERT … ON CONFLICT DO NOTHING stores a new trace id (the common case)
+        # without the lookup and savepoint below; a stored id falls through to the merge.
+        created = connection.vendor == "postgresql" and bulk.insert_new(new)
+        trace = new
+        if not created:
+            trace = Trace.objects.select_for_update().filter(pk=trace_id).first()
+            created = trace is None
+            if created:
+                trace = new
+                try:
+                    with transaction.atomic():
+                        trace.save(force_insert=True)
+                except IntegrityError:
+                    # A concurrent request stored the same trace id first: merge into it.
+                    trace = Trace.objects.select_for_update().get(pk=trace_id)
+                    created = False
         if not created:
             if trace.experiment_id != experiment.pk:
                 raise Conflict(f"Trace {trace_id} belongs to another experiment.")
