@@ -20,6 +20,8 @@ model (nothing but the triggers writes it), so the ORM and `makemigrations` do n
 
 from django.db import migrations
 
+from feedbackhub.migration_operations import postgresql_only
+
 # The selector's conditions (feedback_stats_by_experiment, IS_BOOLEAN).
 COUNTED = "kind = 'feedback' AND valid"
 BOOLEAN = "numeric_value IN (0, 1) AND value IN ('true', 'false')"
@@ -120,17 +122,9 @@ DROP TABLE assessments_feedback_rollup;
 """
 
 
-def run(sql):
-    def operation(apps, schema_editor):
-        if schema_editor.connection.vendor == "postgresql":
-            schema_editor.execute(sql, params=None)
-
-    return operation
-
-
 class Migration(migrations.Migration):
     dependencies = [
         ("assessments", "0002_json_float_encoder"),
     ]
 
-    operations = [migrations.RunPython(run(FORWARD), run(BACKWARD))]
+    operations = [postgresql_only(FORWARD, BACKWARD)]

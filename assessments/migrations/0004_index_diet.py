@@ -13,16 +13,10 @@ import django.db.models.deletion
 from django.conf import settings
 from django.db import migrations, models
 
+from feedbackhub.migration_operations import postgresql_only
+
 DROP_LIKE = 'DROP INDEX IF EXISTS "assessments_assessment_assessment_id_19640906_like"'
 CREATE_LIKE = 'CREATE INDEX IF NOT EXISTS "assessments_assessment_assessment_id_19640906_like" ON "assessments_assessment" ("assessment_id" varchar_pattern_ops)'
-
-
-def run(sql):
-    def operation(apps, schema_editor):
-        if schema_editor.connection.vendor == "postgresql":
-            schema_editor.execute(sql)
-
-    return operation
 
 
 class Migration(migrations.Migration):
@@ -163,5 +157,5 @@ class Migration(migrations.Migration):
                 condition=models.Q(("actor_user__isnull", False)), fields=["actor_user"], name="revision_actor_user"
             ),
         ),
-        migrations.RunPython(run(DROP_LIKE), run(CREATE_LIKE)),
+        postgresql_only(DROP_LIKE, CREATE_LIKE),
     ]

@@ -9,16 +9,10 @@ too: nothing searches trace ids with LIKE.
 import django.db.models.deletion
 from django.db import migrations, models
 
+from feedbackhub.migration_operations import postgresql_only
+
 DROP_LIKE = 'DROP INDEX IF EXISTS "traces_trace_trace_id_f57b2925_like"'
 CREATE_LIKE = 'CREATE INDEX IF NOT EXISTS "traces_trace_trace_id_f57b2925_like" ON "traces_trace" ("trace_id" varchar_pattern_ops)'
-
-
-def run(sql):
-    def operation(apps, schema_editor):
-        if schema_editor.connection.vendor == "postgresql":
-            schema_editor.execute(sql)
-
-    return operation
 
 
 class Migration(migrations.Migration):
@@ -56,5 +50,5 @@ class Migration(migrations.Migration):
                 name="trace_client_request_id",
             ),
         ),
-        migrations.RunPython(run(DROP_LIKE), run(CREATE_LIKE)),
+        postgresql_only(DROP_LIKE, CREATE_LIKE),
     ]
