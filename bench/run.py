@@ -10,6 +10,7 @@ What it does, in order:
 2. tops the `bench` experiment up to --traces traces with `manage.py generate_traces`
    (COPY; data from earlier runs is reused), and adds the fixtures: an API key, a 50-span
    trace, a 1,000-span trace with 100 assessments, a staff session for the HTML pages;
+   then reads the indexes and the trace and assessment tables into the OS cache (pg_prewarm);
 3. starts gunicorn with gunicorn.conf.py (DEBUG off, persistent connections, rate limits
    off) and drives it with `wrk` from a separate process (Lua scripts in bench/lua/ build
    the POST bodies); throughput scenarios use 8 keep-alive connections, latency scenarios
