@@ -417,6 +417,15 @@ def prewarm(database_url: str) -> None:
     log(f"prewarmed {blocks * 8 / 1024:,.0f} MiB of indexes and tables in {time.monotonic() - started:.0f} s")
 
 
+def checkpoint(database_url: str) -> None:
+    """Flush PostgreSQL's dirty pages before a scenario, so that it does not pay for the
+    write-back of the one before (pgbench's practice; 128 MB of shared_buffers fill quickly)."""
+    import psycopg
+
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("CHECKPOINT")
+
+
 def postgres_cpu_seconds(database: str) -> float:
     """CPU of the PostgreSQL backends connected to the bench database (the server's connections)."""
     import psycopg
@@ -694,6 +703,7 @@ def main(argv=None) -> int:
         for name, (script, url, connections, duration, measure) in plans.items():
             if name not in only:
                 continue
+            checkpoint(args.database_url)
             status = probe(script, url, wrk_env)
             if not 200 <= status < 300:
                 log(f"{name}: one request answered {status}, skipping the scenario (see the output above)")
