@@ -33,6 +33,8 @@ def full_client():
 
 TOUR = textwrap.dedent("""
     import json
+    import time
+
     import mlflow
     from mlflow import MlflowClient
     from mlflow.entities import AssessmentSource, AssessmentSourceType, Feedback
@@ -53,6 +55,7 @@ TOUR = textwrap.dedent("""
     for n in range(3):
         answer_question(f"question {n}")
         ids.append(mlflow.get_last_active_trace_id())
+        time.sleep(0.005)  # distinct request times (milliseconds): the order checks below need no tie-break
     human = AssessmentSource(source_type=AssessmentSourceType.HUMAN, source_id="user_123")
     thumbs = mlflow.log_feedback(trace_id=ids[0], name="user_satisfaction", value=True, source=human)
     judge = mlflow.log_feedback(trace_id=ids[1], name="relevance", value=0.6,
