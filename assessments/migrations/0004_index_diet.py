@@ -1,6 +1,7 @@
 """Fewer indexes to maintain on every feedback write (docs/PERFORMANCE.md).
 
-An API write used to update 13 indexes on the assessment and 10 on its revision; now 4 and 4.
+A plain API write used to update 12 indexes on the assessment (13 defined) and 10 on its
+revision; now 3 and 4 (6 defined on each; partial ones skip rows outside their condition).
 Foreign keys led by a composite index (trace, experiment) lose their own; the ones set only
 now and then (overrides, users) are partial; API keys are not indexed (nothing looks
 assessments up by key; deleting a key, which is normally revoked instead, scans); the trace's
