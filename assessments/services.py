@@ -30,7 +30,6 @@ from traces.models import SPAN_ID_RE, TRACE_ID_RE, Span, Trace
 from traces.services import Conflict
 
 from .models import (
-    SNAPSHOT_FIELDS,
     Assessment,
     PendingAssessment,
     Revision,
@@ -937,7 +936,7 @@ def _write_batch(*, items: list[dict], keys: dict, actor: Actor, channel: str) -
             assessment = bulk.saved_instance(Assessment, row)
             assessment.replayed = False
             results.append(assessment)
-            new.append(row)
+            new.append((row, assessment))
         if errors:
             raise BatchValidationError(errors)
         if new:
@@ -955,15 +954,15 @@ def _write_batch(*, items: list[dict], keys: dict, actor: Actor, channel: str) -
                     "actor_label": label,
                     "created_at": now,
                     "before": None,
-                    "after": {key: row["overrides_id" if key == "overrides" else key] for key in SNAPSHOT_FIELDS},
+                    "after": assessment.snapshot(),
                 }
-                for row in new
+                for row, assessment in new
             ]
             if connection.vendor == "postgresql":
-                bulk.copy_rows(Assessment, new)
+                bulk.copy_rows(Assessment, [row for row, _ in new])
                 bulk.copy_rows(Revision, revisions)
             else:
-                Assessment.objects.bulk_create([result for result in results if not result.replayed])
+                Assessment.objects.bulk_create([assessment for _, assessment in new])
                 Revision.objects.bulk_create([Revision(**values) for values in revisions])
     return results
 

@@ -57,6 +57,7 @@ def main() -> None:
     )
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "feedbackhub.settings")
     sys.path.insert(0, str(ROOT))
+    sys.path.insert(0, str(ROOT / "bench"))
     import django
 
     django.setup()
@@ -148,31 +149,10 @@ def main() -> None:
         return "/api/v1/traces", json.dumps(body), "application/json", {}
 
     def otlp_request():
-        from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-        from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
-        from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
+        from run import otlp_export  # bench/run.py: the body the otlp_ingest scenario sends
 
-        trace_id, now, spans = secrets.token_bytes(16), time.time_ns(), []
-        for s in range(50):
-            spans.append(
-                Span(
-                    trace_id=trace_id,
-                    span_id=secrets.token_bytes(8),
-                    parent_span_id=b"" if s == 0 else spans[0].span_id,
-                    name="agent" if s == 0 else f"llm_call_{s}",
-                    kind=Span.SPAN_KIND_INTERNAL,
-                    start_time_unix_nano=now + s * 1000,
-                    end_time_unix_nano=now + (50 + s) * 1000,
-                    attributes=[
-                        KeyValue(key="openinference.span.kind", value=AnyValue(string_value="LLM" if s else "AGENT")),
-                        KeyValue(key="input.value", value=AnyValue(string_value=f'{{"question": "q-{s}"}}')),
-                        KeyValue(key="output.value", value=AnyValue(string_value=f"answer {s}")),
-                    ],
-                )
-            )
-        body = ExportTraceServiceRequest(resource_spans=[ResourceSpans(scope_spans=[ScopeSpans(spans=spans)])])
-        headers = {"HTTP_X_MLFLOW_EXPERIMENT_ID": str(experiment.pk)}
-        return "/v1/traces", body.SerializeToString(), "application/x-protobuf", headers
+        body = otlp_export(secrets.token_bytes(16), time.time_ns())
+        return "/v1/traces", body, "application/x-protobuf", {"HTTP_X_MLFLOW_EXPERIMENT_ID": str(experiment.pk)}
 
     make = {
         "feedback": feedback_request,

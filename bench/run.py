@@ -552,14 +552,40 @@ def pgbench(database_url: str, duration: float, trace_id: str, experiment_id: in
     return float(match.group(1))
 
 
-def write_bodies(fixtures: dict) -> None:
-    """Request material the Lua scripts read: trace ids and OTLP protobuf bodies."""
-    DATA.mkdir(exist_ok=True)
-    (DATA / "trace_ids.txt").write_text("\n".join(fixtures["trace_ids"]) + "\n")
+def otlp_export(trace_id: bytes, now: int, label: str = "") -> bytes:
+    """A serialised ExportTraceServiceRequest of one trace: an AGENT root and 49 LLM spans with
+    OpenInference attributes (what the otlp_ingest scenario and bench/profile_feedback.py send)."""
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
     from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
     from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
 
+    spans = []
+    for s in range(50):
+        spans.append(
+            Span(
+                trace_id=trace_id,
+                span_id=secrets.token_bytes(8),
+                parent_span_id=spans[0].span_id if spans else b"",
+                name="agent" if s == 0 else f"llm_call_{s}",
+                kind=Span.SPAN_KIND_INTERNAL,
+                start_time_unix_nano=now + s * 1000,
+                end_time_unix_nano=now + (50 + s) * 1000,
+                attributes=[
+                    KeyValue(key="openinference.span.kind", value=AnyValue(string_value="LLM" if s else "AGENT")),
+                    KeyValue(key="input.value", value=AnyValue(string_value=f'{{"question": "q{label}{s}"}}')),
+                    KeyValue(key="output.value", value=AnyValue(string_value=f"answer {label}{s}")),
+                ],
+            )
+        )
+    return ExportTraceServiceRequest(
+        resource_spans=[ResourceSpans(scope_spans=[ScopeSpans(spans=spans)])]
+    ).SerializeToString()
+
+
+def write_bodies(fixtures: dict) -> None:
+    """Request material the Lua scripts read: trace ids and OTLP protobuf bodies."""
+    DATA.mkdir(exist_ok=True)
+    (DATA / "trace_ids.txt").write_text("\n".join(fixtures["trace_ids"]) + "\n")
     otlp_dir = DATA / "otlp"
     shutil.rmtree(otlp_dir, ignore_errors=True)
     otlp_dir.mkdir()
@@ -567,26 +593,7 @@ def write_bodies(fixtures: dict) -> None:
     for n in range(400):
         # no zero bytes: the Lua script swaps the id with a pattern, and Lua 5.1 patterns stop at NUL
         trace_id = bytes(secrets.choice(range(1, 256)) for _ in range(16))
-        spans = []
-        for s in range(50):
-            spans.append(
-                Span(
-                    trace_id=trace_id,
-                    span_id=secrets.token_bytes(8),
-                    parent_span_id=b"" if s == 0 else spans[0].span_id if spans else b"",
-                    name="agent" if s == 0 else f"llm_call_{s}",
-                    kind=Span.SPAN_KIND_INTERNAL,
-                    start_time_unix_nano=now + s * 1000,
-                    end_time_unix_nano=now + (50 + s) * 1000,
-                    attributes=[
-                        KeyValue(key="openinference.span.kind", value=AnyValue(string_value="LLM" if s else "AGENT")),
-                        KeyValue(key="input.value", value=AnyValue(string_value=f'{{"question": "q{n}-{s}"}}')),
-                        KeyValue(key="output.value", value=AnyValue(string_value=f"answer {n}-{s}")),
-                    ],
-                )
-            )
-        body = ExportTraceServiceRequest(resource_spans=[ResourceSpans(scope_spans=[ScopeSpans(spans=spans)])])
-        (otlp_dir / f"{n:04d}.pb").write_bytes(body.SerializeToString())
+        (otlp_dir / f"{n:04d}.pb").write_bytes(otlp_export(trace_id, now, f"{n}-"))
         (otlp_dir / f"{n:04d}.tid").write_bytes(trace_id)
 
 

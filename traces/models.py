@@ -203,3 +203,8 @@ class Span(models.Model):
         if self.end_time_ns is None:
             return None
         return (self.end_time_ns - self.start_time_ns) / 1e6
+
+
+# Choices' .values is rebuilt on every access; the per-span checks use these.
+SPAN_STATUS_CODES = frozenset(Span.StatusCode.values)
+TRACE_STATES = frozenset(Trace.State.values)

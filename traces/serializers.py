@@ -1,14 +1,13 @@
 """Shapes of the native API for experiments, traces and spans: `*Input` parse, `*Out` present."""
 
 import json
-import re
 
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from .models import Experiment, Span, Trace
+from .models import SPAN_ID_RE, SPAN_STATUS_CODES, TRACE_ID_RE, Experiment, Span, Trace
 
 MAX_BIGINT = 2**63 - 1
 SPAN_ID_PATTERN = r"^[0-9a-f]{16}$"
@@ -240,25 +239,7 @@ class TracePageOut(serializers.Serializer):
 
 
 SIMPLE_TRACE_KEYS = frozenset({"experiment_id", "trace_id", "name", "tags", "metadata", "spans"})
-SIMPLE_SPAN_KEYS = frozenset(
-    {
-        "span_id",
-        "parent_span_id",
-        "name",
-        "span_type",
-        "start_time_ns",
-        "end_time_ns",
-        "status_code",
-        "status_message",
-        "inputs",
-        "outputs",
-        "attributes",
-        "events",
-    }
-)
-SPAN_ID_FULL = re.compile(SPAN_ID_PATTERN)
-TRACE_ID_FULL = re.compile(r"^tr-[0-9a-f]{32}$")
-STATUS_CODES = frozenset(Span.StatusCode.values)
+SIMPLE_SPAN_KEYS = frozenset(SpanInput._declared_fields)
 
 
 def simple_trace_input(data) -> dict | None:
@@ -280,7 +261,7 @@ def simple_trace_input(data) -> dict | None:
             value = value.strip()
             if (
                 (key == "experiment_id" and not value)
-                or (key == "trace_id" and (not TRACE_ID_FULL.match(value) or value != data[key]))
+                or (key == "trace_id" and (not TRACE_ID_RE.match(value) or value != data[key]))
                 or len(value) > 250
             ):
                 return None
@@ -307,16 +288,16 @@ def _simple_span(raw) -> dict | None:
     if type(raw) is not dict or not raw.keys() <= SIMPLE_SPAN_KEYS:
         return None
     span_id, parent = raw.get("span_id"), raw.get("parent_span_id")
-    if not plain_text(span_id) or not SPAN_ID_FULL.match(span_id) or len(span_id) != 16:
+    if not plain_text(span_id) or not SPAN_ID_RE.match(span_id) or len(span_id) != 16:
         return None
-    if parent is not None and (not plain_text(parent) or not SPAN_ID_FULL.match(parent) or len(parent) != 16):
+    if parent is not None and (not plain_text(parent) or not SPAN_ID_RE.match(parent) or len(parent) != 16):
         return None
     name, span_type = raw.get("name", ""), raw.get("span_type", "UNKNOWN")
     status_code, status_message = raw.get("status_code", "UNSET"), raw.get("status_message", "")
     if not (plain_text(name) and plain_text(span_type) and plain_text(status_message)):
         return None
     name, span_type, status_message = name.strip(), span_type.strip(), status_message.strip()
-    if len(name) > 250 or not span_type or len(span_type) > 50 or status_code not in STATUS_CODES:
+    if len(name) > 250 or not span_type or len(span_type) > 50 or status_code not in SPAN_STATUS_CODES:
         return None
     start, end = raw.get("start_time_ns"), raw.get("end_time_ns")
     if type(start) is not int or not 0 <= start <= MAX_BIGINT:

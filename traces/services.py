@@ -15,7 +15,18 @@ from django.db.models import Q
 from feedbackhub import bulk
 
 from .access import OWNER, REVIEWER, Actor
-from .models import SPAN_ID_RE, TRACE_ID_RE, ApiKey, Experiment, Membership, Span, Trace, new_trace_id
+from .models import (
+    SPAN_ID_RE,
+    SPAN_STATUS_CODES,
+    TRACE_ID_RE,
+    TRACE_STATES,
+    ApiKey,
+    Experiment,
+    Membership,
+    Span,
+    Trace,
+    new_trace_id,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -43,10 +54,6 @@ TRACE_FIELDS = [
     "response_preview",
     "client_request_id",
 ]
-# Choices' .values is rebuilt on every access; the per-span checks use these.
-SPAN_STATUS_CODES = frozenset(Span.StatusCode.values)
-TRACE_STATES = frozenset(Trace.State.values)
-
 # Called inside the ingest transaction with (trace, actor, channel) when a trace id is first
 # stored. The assessments app registers the hook that attaches feedback which arrived early.
 trace_created_hooks: list[Callable[[Trace, Actor, str], None]] = []
