@@ -9,6 +9,7 @@ from django.conf import settings
 from django.db import models
 
 from feedbackhub.encoders import FloatPreservingJSONEncoder
+from feedbackhub.values import StoredJSONDecoder
 from traces.models import ApiKey, Experiment, Trace, time_ordered_hex
 
 
@@ -49,13 +50,13 @@ class Assessment(models.Model):
     span_id = models.CharField(max_length=16, null=True, blank=True)
     name = models.CharField(max_length=250)
     kind = models.CharField(max_length=12, choices=Kind.choices, default=Kind.FEEDBACK)
-    value = models.JSONField(null=True, blank=True, encoder=FloatPreservingJSONEncoder)
+    value = models.JSONField(null=True, blank=True, encoder=FloatPreservingJSONEncoder, decoder=StoredJSONDecoder)
     numeric_value = models.FloatField(null=True, blank=True, editable=False)
-    error = models.JSONField(null=True, blank=True)
+    error = models.JSONField(null=True, blank=True, decoder=StoredJSONDecoder)
     rationale = models.TextField(blank=True)
     source_type = models.CharField(max_length=20, choices=SourceType.choices, default=SourceType.HUMAN)
     source_id = models.CharField(max_length=250, blank=True)
-    metadata = models.JSONField(default=dict, blank=True)
+    metadata = models.JSONField(default=dict, blank=True, decoder=StoredJSONDecoder)
     overrides = models.ForeignKey(
         "self",
         null=True,
@@ -203,8 +204,8 @@ class Revision(models.Model):
     )
     actor_label = models.CharField(max_length=250, help_text="Who acted, as shown in the history.")
     created_at = models.DateTimeField(db_index=True)
-    before = models.JSONField(null=True, blank=True)
-    after = models.JSONField(null=True, blank=True)
+    before = models.JSONField(null=True, blank=True, decoder=StoredJSONDecoder)
+    after = models.JSONField(null=True, blank=True, decoder=StoredJSONDecoder)
 
     class Meta:
         ordering = ["created_at", "id"]
@@ -247,7 +248,7 @@ class PendingAssessment(models.Model):
     trace_id = models.CharField(max_length=35, db_index=True)
     kind = models.CharField(max_length=12, choices=Assessment.Kind.choices)
     # The keyword arguments of log_feedback / log_expectation, JSON-ready.
-    payload = models.JSONField()
+    payload = models.JSONField(decoder=StoredJSONDecoder)
     channel = models.CharField(max_length=10, choices=Revision.Channel.choices)
     actor_user = models.ForeignKey(
         settings.AUTH_USER_MODEL,

@@ -12,6 +12,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from feedbackhub.encoders import FloatPreservingJSONEncoder
+from feedbackhub.values import StoredJSONDecoder
 
 TRACE_ID_RE = re.compile(r"^tr-[0-9a-f]{32}$")
 SPAN_ID_RE = re.compile(r"^[0-9a-f]{16}$")
@@ -131,8 +132,8 @@ class Trace(models.Model):
     request_preview = models.TextField(blank=True)
     response_preview = models.TextField(blank=True)
     client_request_id = models.CharField(max_length=250, null=True, blank=True)
-    tags = models.JSONField(default=dict, blank=True)
-    metadata = models.JSONField(default=dict, blank=True)
+    tags = models.JSONField(default=dict, blank=True, decoder=StoredJSONDecoder)
+    metadata = models.JSONField(default=dict, blank=True, decoder=StoredJSONDecoder)
     session_id = models.CharField(max_length=250, blank=True)
     user_id = models.CharField(max_length=250, blank=True)
     span_count = models.PositiveIntegerField(default=0)
@@ -182,10 +183,10 @@ class Span(models.Model):
     end_time_ns = models.BigIntegerField(null=True, blank=True)
     status_code = models.CharField(max_length=10, choices=StatusCode.choices, default=StatusCode.UNSET)
     status_message = models.TextField(blank=True)
-    inputs = models.JSONField(null=True, blank=True, encoder=FloatPreservingJSONEncoder)
-    outputs = models.JSONField(null=True, blank=True, encoder=FloatPreservingJSONEncoder)
-    attributes = models.JSONField(default=dict, blank=True)
-    events = models.JSONField(default=list, blank=True)
+    inputs = models.JSONField(null=True, blank=True, encoder=FloatPreservingJSONEncoder, decoder=StoredJSONDecoder)
+    outputs = models.JSONField(null=True, blank=True, encoder=FloatPreservingJSONEncoder, decoder=StoredJSONDecoder)
+    attributes = models.JSONField(default=dict, blank=True, decoder=StoredJSONDecoder)
+    events = models.JSONField(default=list, blank=True, decoder=StoredJSONDecoder)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["trace", "span_id"], name="span_unique_trace_span_id")]

@@ -1,0 +1,209 @@
+"""One hygiene for the JSON values clients send, and for the ones already stored.
+
+Three things a JSON document can carry that no database stores faithfully and no response can
+send back: NUL characters (PostgreSQL refuses them in text and jsonb), lone surrogates such as
+"\\ud800" (not Unicode: they cannot be encoded as UTF-8, so SQLite stored them escaped and every
+response that showed them failed) and numbers that are not finite (NaN, ±Infinity, and literals
+such as 1e400 that parse to infinity: not JSON, refused by jsonb and by the response encoders).
+
+Two behaviours, one per kind of write (docs/RELIABILITY.md, "Hostile values"):
+
+- **Refused** (`check`, `problem`): feedback and expectation values, rationales, names, metadata,
+  tags set by a call, experiment names, the native trace API (span payloads included). The caller
+  gets a 400 naming the field and the place inside the value (`value.answers[2]`).
+- **Replaced and marked** (`scrubbed`, `scrubbed_span`): what instrumentation exports (OTLP spans,
+  MLflow StartTrace and traces.json), which an app cannot correct and must not lose. NUL and lone
+  surrogates become U+FFFD, non-finite numbers the strings "NaN", "Infinity", "-Infinity" (proto3
+  JSON's spelling); a span whose payload was changed lists the changed places in its attribute
+  `feedbackhub.replaced_values`.
+
+Reading never fails because of a stored value: `StoredJSONDecoder`, the decoder of every JSON
+column, applies the same replacement to rows written before this module existed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+
+from django.core.exceptions import ValidationError
+
+REPLACEMENT = "\ufffd"
+MARK_ATTRIBUTE = "feedbackhub.replaced_values"
+MAX_MARKED_PLACES = 20
+SPAN_PAYLOAD_KEYS = ("name", "status_message", "inputs", "outputs", "attributes", "events")
+
+NUL_PROBLEM = "must not contain NUL characters (\\u0000)"
+SURROGATE_PROBLEM = "must not contain unpaired surrogates (\\ud800-\\udfff): text must be valid Unicode"
+NUMBER_PROBLEM = "must not contain NaN or Infinity (numbers beyond ±1.8e308 are Infinity)"
+
+# A NUL or a lone surrogate in a Python string (paired surrogates were already joined by the
+# JSON parser into one code point, so any surrogate left is unpaired).
+_BAD_CHARACTER = re.compile("[\x00\ud800-\udfff]")
+# What in the C encoder's text (ensure_ascii=False) can point at a problem: a raw surrogate or the
+# escape of a NUL. Text without either has none, which answers the common case at C speed.
+_SUSPECT_TEXT = re.compile("[\ud800-\udfff]|\\\\u0000")
+# What in stored JSON text can decode to a problem: an escaped surrogate (paired ones too, they
+# are rare), a raw one, NaN/Infinity constants, or an exponent of three digits.
+_SUSPECT_STORED = re.compile(r"\\u[dD][89a-fA-F]|[\ud800-\udfff]|NaN|Infinity|[0-9][eE]\+?[0-9]{3}")
+
+
+def _text_problem(text: str) -> str | None:
+    match = _BAD_CHARACTER.search(text)
+    if match is None:
+        return None
+    return NUL_PROBLEM if match.group() == "\x00" else SURROGATE_PROBLEM
+
+
+def _number_problem(number) -> str | None:
+    return NUMBER_PROBLEM if type(number) is float and not math.isfinite(number) else None
+
+
+def problem(value) -> tuple[str, str] | None:
+    """The first hostile place in a JSON value as (path, what is wrong), or None.
+
+    The path is relative to the value: "" for the value itself, "answers[2]", "meta.tags[0]";
+    a bad object key is reported at the key ("meta{key}"). Non-JSON types are not this
+    function's business (the callers' type checks decide them).
+    """
+    kind = type(value)
+    if value is None or kind is bool or kind is int:
+        return None
+    if kind is str:
+        found = _text_problem(value)
+        return None if found is None else ("", found)
+    if kind is float:
+        found = _number_problem(value)
+        return None if found is None else ("", found)
+    try:
+        text = json.dumps(value, ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError, RecursionError):
+        pass  # a non-finite number (or a value JSON cannot encode): walk to find the place
+    else:
+        if _SUSPECT_TEXT.search(text) is None:
+            return None
+    return _walk(value)
+
+
+def _walk(value) -> tuple[str, str] | None:
+    stack = [(value, "")]
+    while stack:
+        item, path = stack.pop()
+        if isinstance(item, str):
+            found = _text_problem(item)
+            if found is not None:
+                return path, found
+        elif isinstance(item, float):
+            found = _number_problem(item)
+            if found is not None:
+                return path, found
+        elif isinstance(item, dict):
+            children = []
+            for key, child in item.items():
+                if isinstance(key, str):
+                    found = _text_problem(key)
+                    if found is not None:
+                        return f"{path}{{{_printable(key)}}}", found
+                children.append((child, f"{path}.{_printable(key)}" if path else _printable(key)))
+            stack.extend(reversed(children))
+        elif isinstance(item, (list, tuple)):
+            stack.extend(reversed([(child, f"{path}[{index}]") for index, child in enumerate(item)]))
+    return None
+
+
+def _printable(key) -> str:
+    text = str(key)[:40]
+    return _BAD_CHARACTER.sub(REPLACEMENT, text)
+
+
+def message(path: str, found: str) -> str:
+    return found if not path else f"{found} (at {path})"
+
+
+def check(value, field: str) -> None:
+    """Raise ValidationError({field: …}) naming the place when `value` holds a hostile value."""
+    found = problem(value)
+    if found is not None:
+        raise ValidationError({field: message(*found)})
+
+
+# --- replacing -------------------------------------------------------------------------------
+
+
+def _replacement_number(number: float) -> str:
+    if number != number:
+        return "NaN"
+    return "Infinity" if number > 0 else "-Infinity"
+
+
+def _replace(item, path: str, places: list[str]):
+    if isinstance(item, str):
+        if _BAD_CHARACTER.search(item) is None:
+            return item
+        places.append(path)
+        return _BAD_CHARACTER.sub(REPLACEMENT, item)
+    if isinstance(item, float):
+        if math.isfinite(item):
+            return item
+        places.append(path)
+        return _replacement_number(item)
+    if isinstance(item, list):
+        return [_replace(child, f"{path}[{index}]", places) for index, child in enumerate(item)]
+    if isinstance(item, dict):
+        result = {}
+        for key, child in item.items():
+            child_path = f"{path}.{_printable(key)}" if path else _printable(key)
+            if isinstance(key, str) and _BAD_CHARACTER.search(key) is not None:
+                places.append(child_path)
+                key = _BAD_CHARACTER.sub(REPLACEMENT, key)
+            result[key] = _replace(child, child_path, places)
+        return result
+    return item
+
+
+def scrubbed(value, places: list[str] | None = None, path: str = ""):
+    """`value` with every hostile place replaced (the value itself when it has none: the common
+    case costs one C-speed encoding, no copy). Replaced places are appended to `places`."""
+    if problem(value) is None:
+        return value
+    return _replace(value, path, places if places is not None else [])
+
+
+def scrubbed_span(span: dict) -> dict:
+    """A decoded span (OTLP, MLflow) with its payload scrubbed; when anything was replaced, its
+    attributes list the places under MARK_ATTRIBUTE (at most MAX_MARKED_PLACES of them)."""
+    places: list[str] = []
+    changed = {}
+    for key in SPAN_PAYLOAD_KEYS:
+        if key in span:
+            cleaned = scrubbed(span[key], places, key)
+            if cleaned is not span[key]:
+                changed[key] = cleaned
+    if not places:
+        return span
+    span = {**span, **changed}
+    attributes = span.get("attributes")
+    attributes = dict(attributes) if isinstance(attributes, dict) else {}
+    attributes[MARK_ATTRIBUTE] = places[:MAX_MARKED_PLACES]
+    span["attributes"] = attributes
+    return span
+
+
+# --- reading ---------------------------------------------------------------------------------
+
+
+class StoredJSONDecoder(json.JSONDecoder):
+    """The decoder of every JSON column: a stored lone surrogate or non-finite number (rows from
+    before the write paths refused them, SQLite only: PostgreSQL's jsonb cannot hold them) reads
+    back replaced as `scrubbed` would replace it, so no page or response fails on it.
+
+    Only text that could hold one is walked (`_SUSPECT_STORED`), so reading costs one regex
+    search over the text.
+    """
+
+    def decode(self, s, *args, **kwargs):
+        value = super().decode(s, *args, **kwargs)
+        if _SUSPECT_STORED.search(s) is None:
+            return value
+        return _replace(value, "", [])
