@@ -22,6 +22,7 @@ from django.db import transaction
 from django.db.models import Prefetch
 from django.http import Http404, HttpResponse
 
+from feedbackhub import values
 from traces import mlflow_protocol as protocol
 from traces import selectors as trace_selectors
 from traces import services as trace_services
@@ -32,7 +33,6 @@ from traces.otlp import (
     span_inputs,
     span_outputs,
     span_type,
-    without_nul,
 )
 
 from . import selectors, services
@@ -180,7 +180,7 @@ def parse_assessment(raw, *, trace_id: str) -> dict:
             "Missing value for required parameter 'assessment'. See the API docs for more information about request "
             "parameters."
         )
-    raw = without_nul(raw)
+    raw = values.scrubbed(raw)
     has_feedback, has_expectation = (
         raw.get("feedback") is not None,
         raw.get("expectation") is not None,
@@ -316,7 +316,7 @@ def _ingest_fields(info: dict) -> dict:
         "response_preview": info.get("response_preview") if isinstance(info.get("response_preview"), str) else None,
         "client_request_id": str(client_request_id) if client_request_id not in (None, "") else None,
     }
-    return without_nul(fields)
+    return values.scrubbed(fields)
 
 
 def _store_embedded(trace: Trace, raw_assessments, actor) -> None:
@@ -345,7 +345,7 @@ def _store_embedded(trace: Trace, raw_assessments, actor) -> None:
             )
 
 
-@protocol.mlflow_endpoint("POST")
+@protocol.mlflow_endpoint("POST", export=True)
 def start_trace(request, message, actor):
     """StartTraceV3 (sent when the trace has finished): create or merge the trace info."""
     trace_message = message.get("trace")
@@ -424,7 +424,7 @@ def _artifact_spans(body: bytes) -> list[dict]:
             ) from None
         if max(span["start_time_ns"], span["end_time_ns"] or 0) > MAX_TIME_NS:
             raise MlflowError.invalid(f"traces.json spans[{index}]: start/end time is out of range.")
-        result.append(without_nul(span))
+        result.append(values.scrubbed_span(span))
     return result
 
 
@@ -678,7 +678,7 @@ def _changes(message: dict, kind: str, current_metadata: dict) -> dict:
     raw = message.get("assessment")
     if not isinstance(raw, dict):
         raise MlflowError.invalid("Missing value for required parameter 'assessment'.")
-    raw = without_nul(raw)
+    raw = values.scrubbed(raw)
     changes = {}
     for path in _update_mask(message):
         key = path.replace("_", "").lower()

@@ -24,7 +24,7 @@ from django.db import (
 )
 from django.utils import timezone
 
-from feedbackhub import bulk
+from feedbackhub import bulk, values
 from traces.access import OWNER, REVIEWER, Actor
 from traces.models import SPAN_ID_RE, TRACE_ID_RE, Span, Trace
 from traces.services import Conflict
@@ -71,7 +71,9 @@ class StaleVersion(Conflict):
 
 
 def _check_json(value, field: str) -> None:
-    """Reject what JSON cannot carry faithfully (NaN, Infinity, non-string keys, other types)."""
+    """Reject what JSON cannot carry faithfully (NaN, Infinity, NUL, lone surrogates, non-string
+    keys, other types), naming the place (feedbackhub.values)."""
+    values.check(value, field)
 
     def walk(item, depth: int):
         if depth > 32:
@@ -109,6 +111,7 @@ def _clean_name(name) -> str:
         raise ValidationError({"name": "An assessment needs a non-empty name."})
     if len(name) > 250:
         raise ValidationError({"name": f"is {len(name)} characters long; the limit is 250."})
+    values.check(name, "name")
     return name.strip()
 
 
@@ -124,6 +127,7 @@ def _clean_metadata(metadata) -> dict[str, str]:
             raise ValidationError({"metadata": f"values must be strings (key {key!r})"})
         if len(key) > 250:
             raise ValidationError({"metadata": f"key {key[:20]!r}… is longer than 250 characters"})
+    values.check(metadata, "metadata")
     return metadata
 
 
@@ -153,6 +157,7 @@ def _clean_rationale(rationale) -> str:
         raise ValidationError({"rationale": "must be a string"})
     if len(rationale) > settings.FEEDBACKHUB_MAX_VALUE_BYTES:
         raise ValidationError({"rationale": f"is longer than {settings.FEEDBACKHUB_MAX_VALUE_BYTES} characters"})
+    values.check(rationale, "rationale")
     return rationale
 
 
@@ -255,6 +260,7 @@ def _new_assessment(
         raise ValidationError({"source.source_type": f"must be one of {', '.join(Assessment.SourceType.values)}"})
     if not isinstance(source_id, str) or len(source_id) > 250:
         raise ValidationError({"source.source_id": "must be a string of at most 250 characters"})
+    values.check(source_id, "source.source_id")
     if assessment_id is not None and (
         not isinstance(assessment_id, str) or not assessment_id or len(assessment_id) > 50
     ):
@@ -777,6 +783,7 @@ def _clean_batch_item(item, default_source_id: str) -> dict:
     source_id = source.get("source_id") or item.get("source_id") or default_source_id
     if not isinstance(source_id, str) or len(source_id) > 250:
         raise ValidationError({"source.source_id": "must be a string of at most 250 characters"})
+    values.check(source_id, "source.source_id")
     span_id = item.get("span_id") or None
     if span_id is not None and (not isinstance(span_id, str) or not SPAN_ID_RE.match(span_id)):
         raise ValidationError({"span_id": "must be 16 lowercase hex digits"})
@@ -1058,6 +1065,7 @@ def hold_pending(
         raise ValidationError({"source.source_type": f"must be one of {', '.join(Assessment.SourceType.values)}"})
     if not isinstance(source_id, str) or len(source_id) > 250:
         raise ValidationError({"source.source_id": "must be a string of at most 250 characters"})
+    values.check(source_id, "source.source_id")
     if span_id in ("", None):
         span_id = None
     elif not isinstance(span_id, str) or not SPAN_ID_RE.match(span_id):

@@ -1,4 +1,5 @@
-"""Small value helpers the write paths rely on: time-ordered ids, the NUL check, the JSON encoder."""
+"""Small value helpers the write paths rely on: time-ordered ids, the value hygiene (feedbackhub.values),
+the JSON encoder."""
 
 import json
 import re
@@ -7,10 +8,9 @@ import time
 import pytest
 
 from assessments.models import new_assessment_id
+from feedbackhub import values
 from feedbackhub.encoders import FloatPreservingJSONEncoder
 from traces.models import new_trace_id, time_ordered_hex
-from traces.otlp import without_nul
-from traces.serializers import find_nul
 
 
 def test_new_ids_keep_their_format_and_sort_by_creation_time():
@@ -24,27 +24,65 @@ def test_new_ids_keep_their_format_and_sort_by_creation_time():
     assert len({time_ordered_hex(1) for _ in range(100)}) == 100  # 80 random bits after the clock
 
 
+INF = float("inf")
+
+
 @pytest.mark.parametrize(
-    "value, has_nul",
+    "value, place",
     [
-        ("plain", False),
-        ("a\x00b", True),
-        ({"k": "v", "n": [1, 2.5, None, True]}, False),
-        ({"k": ["x", {"deep": "y\x00"}]}, True),
-        ({"key\x00": 1}, True),
-        (["\\u0000 written out, no NUL"], False),  # the encoder's text holds \\u0000: the walk decides
-        ({"both": ["\\u0000", "real\x00"]}, True),
-        (b"bytes are not JSON", False),
+        ("plain", None),
+        ({"k": "v", "n": [1, 2.5, None, True]}, None),
+        (["\\u0000 written out, no NUL"], None),  # the encoder's text holds \\u0000: the walk decides
+        ("\U0001f600 paired surrogates make one character", None),
+        (b"bytes are not JSON", None),
+        ("a\x00b", ("", values.NUL_PROBLEM)),
+        ({"k": ["x", {"deep": "y\x00"}]}, ("k[1].deep", values.NUL_PROBLEM)),
+        ({"key\x00": 1}, ("{key\ufffd}", values.NUL_PROBLEM)),
+        ({"both": ["\\u0000", "real\x00"]}, ("both[1]", values.NUL_PROBLEM)),
+        ("lone \ud800", ("", values.SURROGATE_PROBLEM)),
+        ({"a": [{"b": "\udfff"}]}, ("a[0].b", values.SURROGATE_PROBLEM)),
+        ({"\udc00": 1}, ("{\ufffd}", values.SURROGATE_PROBLEM)),
+        (INF, ("", values.NUMBER_PROBLEM)),
+        ({"scores": [1.0, -INF]}, ("scores[1]", values.NUMBER_PROBLEM)),
+        ([float("nan")], ("[0]", values.NUMBER_PROBLEM)),
+        (json.loads('{"x": 1e400}'), ("x", values.NUMBER_PROBLEM)),
     ],
 )
-def test_find_nul_answers_like_a_walk(value, has_nul):
-    assert find_nul(value) is has_nul
+def test_problem_names_the_first_hostile_place(value, place):
+    assert values.problem(value) == place
 
 
-def test_without_nul_replaces_only_when_needed():
-    clean = {"a": ["b", {"c": 1}]}
-    assert without_nul(clean) is clean
-    assert without_nul({"k\x00": ["v\x00", 1]}) == {"k\ufffd": ["v\ufffd", 1]}
+def test_scrubbed_replaces_only_when_needed_and_lists_the_places():
+    clean = {"a": ["b", {"c": 1.5}]}
+    assert values.scrubbed(clean) is clean
+    places = []
+    assert values.scrubbed({"k\x00": ["v\ud800", 1, INF, -INF, float("nan")]}, places) == {
+        "k\ufffd": ["v\ufffd", 1, "Infinity", "-Infinity", "NaN"]
+    }
+    assert places == ["k\ufffd", "k\ufffd[0]", "k\ufffd[2]", "k\ufffd[3]", "k\ufffd[4]"]
+
+
+def test_scrubbed_span_marks_what_it_replaced():
+    span = {"name": "n", "inputs": {"q": "ok"}, "attributes": {"n": 1}, "events": []}
+    assert values.scrubbed_span(span) is span
+    marked = values.scrubbed_span({**span, "outputs": [INF], "attributes": {"n": "\x00"}})
+    assert marked["outputs"] == ["Infinity"]
+    assert marked["attributes"] == {"n": "\ufffd", values.MARK_ATTRIBUTE: ["outputs[0]", "attributes.n"]}
+
+
+@pytest.mark.parametrize(
+    "text, value",
+    [
+        (
+            '{"a": "\\ud800", "b": 1e400, "c": "\\ud83d\\ude00", "d": -Infinity, "e": NaN}',
+            {"a": "\ufffd", "b": "Infinity", "c": "\U0001f600", "d": "-Infinity", "e": "NaN"},
+        ),
+        ('{"\\udc00": [1e999]}', {"\ufffd": ["Infinity"]}),
+        ('{"plain": "NaN as text", "n": 1e300}', {"plain": "NaN as text", "n": 1e300}),
+    ],
+)
+def test_stored_json_reads_back_without_hostile_values(text, value):
+    assert json.loads(text, cls=values.StoredJSONDecoder) == value
 
 
 @pytest.mark.parametrize(

@@ -36,12 +36,13 @@ from django.http import Http404, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework.exceptions import AuthenticationFailed
 
+from feedbackhub import values
+
 from . import selectors, services
 from .access import Actor, visible_experiments
 from .authentication import actor_for_key, bearer_token
 from .filters import FilterError, JSONKeyText
 from .models import Experiment, Span, Trace
-from .otlp import without_nul
 
 logger = logging.getLogger(__name__)
 
@@ -146,7 +147,9 @@ def _no_constant(name: str):
     raise ValueError(f"{name} is not JSON")
 
 
-def _json_body(request) -> dict:
+def _json_body(request, *, export: bool = False) -> dict:
+    """The request's JSON object. Hostile values (feedbackhub.values) are a 400 naming their
+    place, except in an `export` (StartTrace), whose conversion replaces and marks them."""
     if not request.body:
         return {}
     if request.content_type != "application/json":
@@ -160,25 +163,29 @@ def _json_body(request) -> dict:
         raise MlflowError("MALFORMED_REQUEST", f"The request body is not valid JSON: {exc}.") from None
     if not isinstance(body, dict):
         raise MlflowError("MALFORMED_REQUEST", "The request body must be a JSON object.")
-    return without_nul(body)
+    found = None if export else values.problem(body)
+    if found is not None:
+        raise MlflowError.invalid(f"'{found[0] or 'body'}' {found[1]}.")
+    return body
 
 
 def _query_message(request) -> dict:
     """GET parameters as a request message: repeated keys become lists."""
     message = {}
     for key in request.GET:
-        values = request.GET.getlist(key)
-        message[key] = values if len(values) > 1 else values[0]
-    return without_nul(message)
+        items = request.GET.getlist(key)
+        message[key] = items if len(items) > 1 else items[0]
+    return values.scrubbed(message)
 
 
-def mlflow_endpoint(*methods: str, auth: bool = True, body: bool = True):
+def mlflow_endpoint(*methods: str, auth: bool = True, body: bool = True, export: bool = False):
     """Wrap a view `(request, message, actor, **kwargs)` with MLflow's conventions.
 
     `message` is the request message: the JSON body for POST/PATCH/DELETE (Content-Type
     must be application/json, as MLflow requires), the query parameters for GET. Every
     service exception becomes MLflow's error JSON with MLflow's status, so a client
-    mistake is never a 500 (the client would retry it for minutes).
+    mistake is never a 500 (the client would retry it for minutes). `export` marks a span or
+    trace export, whose hostile values are replaced instead of refused (feedbackhub.values).
     """
 
     def decorate(view):
@@ -200,7 +207,7 @@ def mlflow_endpoint(*methods: str, auth: bool = True, body: bool = True):
                 elif request.method == "GET":
                     message = _query_message(request)
                 else:
-                    message = _json_body(request)
+                    message = _json_body(request, export=export)
                 return view(request, message, actor, *args, **kwargs)
             except MlflowError as exc:
                 return error_response(exc)

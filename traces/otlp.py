@@ -31,7 +31,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
-from .serializers import find_nul
+from feedbackhub import values
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
@@ -216,29 +216,12 @@ def any_value(value) -> object:
     if kind == "bytes_value":
         return base64.b64encode(value.bytes_value).decode()
     if kind == "double_value":
-        number = value.double_value
-        return number if number == number and number not in (float("inf"), float("-inf")) else str(number)
+        return value.double_value  # NaN and ±Infinity are replaced and marked by values.scrubbed_span
     return getattr(value, kind)
 
 
 def key_values(items) -> dict:
     return {item.key: any_value(item.value) for item in items}
-
-
-def without_nul(value):
-    """Replace NUL characters, which PostgreSQL cannot store in text or jsonb, in every string
-    (the value itself when it holds none: the common case costs one walk, no copy)."""
-    return _replace_nul(value) if find_nul(value) else value
-
-
-def _replace_nul(value):
-    if isinstance(value, str):
-        return value.replace("\x00", "\ufffd") if "\x00" in value else value
-    if isinstance(value, list):
-        return [_replace_nul(item) for item in value]
-    if isinstance(value, dict):
-        return {_replace_nul(key): _replace_nul(item) for key, item in value.items()}
-    return value
 
 
 def _maybe_json(value):
@@ -360,12 +343,13 @@ def _evaluation(span_id: str, event: dict) -> Evaluation | None:
             "or gen_ai.evaluation.score.label"
         )
     explanation = attributes.get("gen_ai.evaluation.explanation")
+    # Part of an export the app cannot correct: hostile values are replaced, as in span payloads.
     return Evaluation(
         span_id=span_id,
-        name=name.strip(),
-        value=value,
-        label=None if label is None else str(label),
-        explanation=None if explanation is None else str(explanation),
+        name=values.scrubbed(name.strip()),
+        value=values.scrubbed(value),
+        label=None if label is None else values.scrubbed(str(label)),
+        explanation=None if explanation is None else values.scrubbed(str(explanation)),
         time_unix_nano=event["time_unix_nano"],
     )
 
@@ -403,7 +387,7 @@ def _span(proto, trace: DecodedTrace) -> dict:
     }
     if not span["parent_span_id"]:
         _lift_root(span, attributes, trace)
-    return without_nul(span)
+    return values.scrubbed_span(span)
 
 
 def _lift_root(span: dict, attributes: dict, trace: DecodedTrace) -> None:
@@ -440,5 +424,5 @@ def decode_traces(message: ExportTraceServiceRequest) -> list[DecodedTrace]:
                     trace.tags.setdefault("service.name", service[:250])
                 trace.spans.append(_span(proto, trace))
     for trace in traces.values():
-        trace.tags, trace.metadata = without_nul(trace.tags), without_nul(trace.metadata)
+        trace.tags, trace.metadata = values.scrubbed(trace.tags), values.scrubbed(trace.metadata)
     return list(traces.values())

@@ -1,56 +1,29 @@
 """Shapes of the native API for experiments, traces and spans: `*Input` parse, `*Out` present."""
 
-import json
-
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
+
+from feedbackhub import values
 
 from .models import SPAN_ID_RE, SPAN_STATUS_CODES, TRACE_ID_RE, Experiment, Span, Trace
 
 MAX_BIGINT = 2**63 - 1
 SPAN_ID_PATTERN = r"^[0-9a-f]{16}$"
 SPAN_ID_ERROR = {"invalid": "must be 16 lowercase hex digits"}
-NUL_MESSAGE = "must not contain NUL characters (\\u0000)"
-
-
-def find_nul(value) -> bool:
-    """Whether a JSON value holds a NUL character in any string or key (PostgreSQL cannot store one).
-
-    The C JSON encoder writes a NUL as `\\u0000`; text without that sequence has none, which
-    answers the common case at C speed. Otherwise (or for a value JSON cannot encode) the
-    value is walked, since a string may hold a backslash followed by "u0000" itself.
-    """
-    if isinstance(value, str):
-        return "\x00" in value
-    try:
-        if "\\u0000" not in json.dumps(value):
-            return False
-    except (TypeError, ValueError):
-        pass
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, str):
-            if "\x00" in item:
-                return True
-        elif isinstance(item, dict):
-            stack.extend(item.keys())
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-    return False
 
 
 @extend_schema_field(OpenApiTypes.ANY)
 class JSONValueField(serializers.JSONField):
-    """Any JSON value, kept exactly as sent (PostgreSQL's one limit, NUL characters, is refused)."""
+    """Any JSON value, kept exactly as sent; NUL, lone surrogates and NaN/Infinity (also 1e400)
+    are refused, naming the place (feedbackhub.values)."""
 
     def to_internal_value(self, data):
         data = super().to_internal_value(data)
-        if find_nul(data):
-            raise serializers.ValidationError(NUL_MESSAGE)
+        found = values.problem(data)
+        if found is not None:
+            raise serializers.ValidationError(values.message(*found))
         return data
 
 
@@ -91,8 +64,9 @@ class StringMapField(serializers.DictField):
             if wrong:
                 raise serializers.ValidationError(f"values must be strings (key {str(wrong[0])[:50]!r})")
         data = super().to_internal_value(data)
-        if any("\x00" in key for key in data):
-            raise serializers.ValidationError(f"keys {NUL_MESSAGE}")
+        found = values.problem(list(data))
+        if found is not None:
+            raise serializers.ValidationError(f"keys {found[1]}")
         return data
 
 
@@ -308,8 +282,8 @@ def _simple_span(raw) -> dict | None:
     attributes, events = raw.get("attributes", {}), raw.get("events", [])
     if type(attributes) is not dict or type(events) is not list or any(type(event) is not dict for event in events):
         return None
-    if find_nul([inputs, outputs, attributes, events]):
-        return None
+    if values.problem([inputs, outputs, attributes, events]) is not None:
+        return None  # the serializer names the field
     return {
         "span_id": span_id,
         "parent_span_id": parent,

@@ -288,9 +288,18 @@ def test_root_session_and_user_ids_become_metadata():
     assert trace.metadata == {"mlflow.trace.session": "sess-1", "mlflow.trace.user": "user_123"}
 
 
-def test_nul_characters_are_replaced():
-    [span] = decode_one({"name": "a\x00b", "attributes": {"k": "v\x00"}}).spans
-    assert span["name"] == "a\ufffdb" and span["attributes"] == {"k": "v\ufffd"}
+def test_nul_characters_and_non_finite_numbers_are_replaced_and_marked():
+    [span] = decode_one(
+        {"name": "a\x00b", "attributes": {"k": "v\x00", "score": float("inf"), "nan": float("nan"), "ok": 1.5}}
+    ).spans
+    assert span["name"] == "a\ufffdb"
+    assert span["attributes"] == {
+        "k": "v\ufffd",
+        "score": "Infinity",
+        "nan": "NaN",
+        "ok": 1.5,
+        "feedbackhub.replaced_values": ["name", "attributes.k", "attributes.score", "attributes.nan"],
+    }
 
 
 def test_wrong_id_lengths_are_refused():
