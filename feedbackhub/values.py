@@ -4,7 +4,8 @@ Three things a JSON document can carry that no database stores faithfully and no
 send back: NUL characters (PostgreSQL refuses them in text and jsonb), lone surrogates such as
 "\\ud800" (not Unicode: they cannot be encoded as UTF-8, so SQLite stored them escaped and every
 response that showed them failed) and numbers that are not finite (NaN, ±Infinity, and literals
-such as 1e400 that parse to infinity: not JSON, refused by jsonb and by the response encoders).
+such as 1e400 that parse to infinity, and integers beyond the same ±1.8e308: not JSON, refused
+by jsonb and by the response encoders, or overflowing every sum and chart made of them).
 
 Two behaviours, one per kind of write (docs/RELIABILITY.md, "Hostile values"):
 
@@ -26,10 +27,12 @@ from __future__ import annotations
 import json
 import math
 import re
+import sys
 
 from django.core.exceptions import ValidationError
 
 REPLACEMENT = "\ufffd"
+MAX_NUMBER = sys.float_info.max
 MARK_ATTRIBUTE = "feedbackhub.replaced_values"
 MAX_MARKED_PLACES = 20
 SPAN_PAYLOAD_KEYS = ("name", "status_message", "inputs", "outputs", "attributes", "events")
@@ -42,11 +45,12 @@ NUMBER_PROBLEM = "must not contain NaN or Infinity (numbers beyond ±1.8e308 are
 # JSON parser into one code point, so any surrogate left is unpaired).
 _BAD_CHARACTER = re.compile("[\x00\ud800-\udfff]")
 # What in the C encoder's text (ensure_ascii=False) can point at a problem: a raw surrogate or the
-# escape of a NUL. Text without either has none, which answers the common case at C speed.
-_SUSPECT_TEXT = re.compile("[\ud800-\udfff]|\\\\u0000")
-# What in stored JSON text can decode to a problem: an escaped surrogate (paired ones too, they
-# are rare), a raw one, NaN/Infinity constants, or an exponent of three digits.
-_SUSPECT_STORED = re.compile(r"\\u[dD][89a-fA-F]|[\ud800-\udfff]|NaN|Infinity|[0-9][eE]\+?[0-9]{3}")
+# escape of a NUL, or an integer of 309 digits or more. Text without any has none, which answers
+# the common case at C speed.
+_SUSPECT_TEXT = re.compile("[\ud800-\udfff]|\\\\u0000|[0-9]{309}")
+# What in stored JSON text can decode to a problem: an escaped NUL or surrogate (paired ones
+# too, they are rare), a raw surrogate, NaN/Infinity constants, or an exponent of three digits.
+_SUSPECT_STORED = re.compile(r"\\u0000|\\u[dD][89a-fA-F]|[\ud800-\udfff]|NaN|Infinity|[0-9][eE]\+?[0-9]{3}|[0-9]{309}")
 
 
 def _text_problem(text: str) -> str | None:
@@ -57,7 +61,12 @@ def _text_problem(text: str) -> str | None:
 
 
 def _number_problem(number) -> str | None:
-    return NUMBER_PROBLEM if type(number) is float and not math.isfinite(number) else None
+    """NaN and ±Infinity, and integers no float can hold (JSON readers turn them into Infinity)."""
+    if type(number) is float:
+        return None if math.isfinite(number) else NUMBER_PROBLEM
+    if type(number) is int and abs(number) > MAX_NUMBER:
+        return NUMBER_PROBLEM
+    return None
 
 
 def problem(value) -> tuple[str, str] | None:
@@ -68,12 +77,12 @@ def problem(value) -> tuple[str, str] | None:
     function's business (the callers' type checks decide them).
     """
     kind = type(value)
-    if value is None or kind is bool or kind is int:
+    if value is None or kind is bool:
         return None
     if kind is str:
         found = _text_problem(value)
         return None if found is None else ("", found)
-    if kind is float:
+    if kind is float or kind is int:
         found = _number_problem(value)
         return None if found is None else ("", found)
     try:
@@ -94,7 +103,7 @@ def _walk(value) -> tuple[str, str] | None:
             found = _text_problem(item)
             if found is not None:
                 return path, found
-        elif isinstance(item, float):
+        elif type(item) is float or type(item) is int:
             found = _number_problem(item)
             if found is not None:
                 return path, found
@@ -143,8 +152,8 @@ def _replace(item, path: str, places: list[str]):
             return item
         places.append(path)
         return _BAD_CHARACTER.sub(REPLACEMENT, item)
-    if isinstance(item, float):
-        if math.isfinite(item):
+    if type(item) is float or type(item) is int:
+        if _number_problem(item) is None:
             return item
         places.append(path)
         return _replacement_number(item)
@@ -194,9 +203,9 @@ def scrubbed_span(span: dict) -> dict:
 
 
 class StoredJSONDecoder(json.JSONDecoder):
-    """The decoder of every JSON column: a stored lone surrogate or non-finite number (rows from
-    before the write paths refused them, SQLite only: PostgreSQL's jsonb cannot hold them) reads
-    back replaced as `scrubbed` would replace it, so no page or response fails on it.
+    """The decoder of every JSON column: a stored NUL, lone surrogate or non-finite number (rows
+    from before the write paths refused them, SQLite only: PostgreSQL's jsonb cannot hold them)
+    reads back replaced as `scrubbed` would replace it, so no page or response fails on it.
 
     Only text that could hold one is walked (`_SUSPECT_STORED`), so reading costs one regex
     search over the text.

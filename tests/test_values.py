@@ -46,6 +46,9 @@ INF = float("inf")
         ({"scores": [1.0, -INF]}, ("scores[1]", values.NUMBER_PROBLEM)),
         ([float("nan")], ("[0]", values.NUMBER_PROBLEM)),
         (json.loads('{"x": 1e400}'), ("x", values.NUMBER_PROBLEM)),
+        (10**400, ("", values.NUMBER_PROBLEM)),
+        ({"n": [-(10**309)]}, ("n[0]", values.NUMBER_PROBLEM)),
+        ({"n": [10**308, 2**1023]}, None),
     ],
 )
 def test_problem_names_the_first_hostile_place(value, place):
@@ -78,6 +81,8 @@ def test_scrubbed_span_marks_what_it_replaced():
             {"a": "\ufffd", "b": "Infinity", "c": "\U0001f600", "d": "-Infinity", "e": "NaN"},
         ),
         ('{"\\udc00": [1e999]}', {"\ufffd": ["Infinity"]}),
+        ('["a\\u0000b"]', ["a\ufffdb"]),
+        ("[1%s, -1%s]" % ("0" * 400, "0" * 400), ["Infinity", "-Infinity"]),  # jsonb's text of 1e400
         ('{"plain": "NaN as text", "n": 1e300}', {"plain": "NaN as text", "n": 1e300}),
     ],
 )

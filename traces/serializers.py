@@ -20,11 +20,10 @@ class JSONValueField(serializers.JSONField):
     are refused, naming the place (feedbackhub.values)."""
 
     def to_internal_value(self, data):
-        data = super().to_internal_value(data)
         found = values.problem(data)
         if found is not None:
             raise serializers.ValidationError(values.message(*found))
-        return data
+        return super().to_internal_value(data)
 
 
 @extend_schema_field(OpenApiTypes.OBJECT)
