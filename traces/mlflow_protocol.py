@@ -4,9 +4,9 @@ An app that uses the `mlflow` client reaches FeedbackHub with `MLFLOW_TRACKING_U
 and `MLFLOW_TRACKING_TOKEN` (an API key). This module holds the protocol plumbing
 (the `mlflow_endpoint` decorator: authentication, JSON bodies, MLflow's error shape
 and status codes), the JSON shapes of experiments, trace infos and spans, MLflow's
-search ordering and page tokens, and the endpoints that need nothing from the
-assessments app: `/version`, `/health`, server-info, experiments, trace tags.
-The endpoints that read or write assessments live in `assessments.mlflow_protocol`.
+search ordering and page tokens, and the trace-tag endpoints. The server endpoints live in
+`traces.mlflow_server`, the experiment endpoints in `traces.mlflow_experiments`, the ones that
+read or write assessments in `assessments.mlflow_protocol`.
 
 It only translates: every read goes through `traces.selectors`, every write through
 `traces.services`.
@@ -32,14 +32,14 @@ from django.db.models import (
     QuerySet,
     Value,
 )
-from django.http import Http404, HttpResponse, JsonResponse
+from django.http import Http404, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework.exceptions import AuthenticationFailed
 
 from feedbackhub import values
 
 from . import selectors, services
-from .access import Actor, visible_experiments
+from .access import Actor
 from .authentication import actor_for_key, bearer_token
 from .filters import FilterError, JSONKeyText
 from .models import Experiment, Span, Trace
@@ -306,21 +306,6 @@ def epoch_ms(value: datetime) -> int:
 
 
 # --- experiments -----------------------------------------------------------------------------
-
-
-def experiment_json(experiment: Experiment) -> dict:
-    data = {
-        "experiment_id": str(experiment.pk),
-        "name": experiment.name,
-        "artifact_location": f"mlflow-artifacts:/{experiment.pk}",
-        "lifecycle_stage": "active",
-        "last_update_time": epoch_ms(experiment.updated_at),
-        "creation_time": epoch_ms(experiment.created_at),
-        "workspace": "default",
-    }
-    if experiment.description:
-        data["tags"] = [{"key": "mlflow.note.content", "value": experiment.description}]
-    return data
 
 
 DEFAULT_EXPERIMENT_ID = "0"
@@ -687,100 +672,6 @@ def location_experiment_ids(message: dict) -> list[str]:
 def search_experiment_ids(actor: Actor, message: dict) -> list[str]:
     """location_experiment_ids with MLflow's Default experiment ("0") resolved for the key."""
     return [resolve_experiment_id(actor, experiment_id) for experiment_id in location_experiment_ids(message)]
-
-
-# --- endpoints: server ---------------------------------------------------------------------
-
-
-def version(request):
-    """GET /version: the MLflow version the client negotiates with (>= 3.4 turns on OTLP spans)."""
-    return HttpResponse(MLFLOW_VERSION, content_type="text/plain; charset=utf-8")
-
-
-def health(request):
-    return HttpResponse("OK", content_type="text/plain; charset=utf-8")
-
-
-@mlflow_endpoint("GET", auth=False, body=False)
-def server_info(request, message, actor):
-    return json_response(
-        {
-            "store_type": "SqlStore",
-            "workspaces_enabled": False,
-            "trace_archival_enabled": False,
-            "multipart_uploads_enabled": False,
-            "multipart_downloads_enabled": False,
-            "artifact_serving_enabled": True,
-            "artifacts_presigned_only": False,
-        }
-    )
-
-
-@mlflow_endpoint("GET", "POST", "PUT", "PATCH", "DELETE", auth=False, body=False)
-def endpoint_not_found(request, message, actor, rest=""):
-    """JSON ENDPOINT_NOT_FOUND for MLflow routes FeedbackHub does not implement; the client
-    falls back to older endpoints on this code, and a person reading it learns why."""
-    raise MlflowError("ENDPOINT_NOT_FOUND", f"FeedbackHub does not implement {request.method} {request.path}.")
-
-
-# --- endpoints: experiments -------------------------------------------------------------------
-
-
-@mlflow_endpoint("GET")
-def experiment_get_by_name(request, message, actor):
-    name = field(message, "experiment_name", required=True)
-    experiment = visible_experiments(actor).filter(name=name).first()
-    if experiment is None:
-        raise MlflowError.not_found(f"Could not find experiment with name '{name}'")
-    return json_response({"experiment": experiment_json(experiment)})
-
-
-@mlflow_endpoint("POST")
-def experiment_create(request, message, actor):
-    name = field(message, "name", required=True)
-    try:
-        experiment = services.create_experiment(name=name, actor=actor)
-    except services.Conflict:
-        raise MlflowError("RESOURCE_ALREADY_EXISTS", f"Experiment(name={name}) already exists.") from None
-    return json_response({"experiment_id": str(experiment.pk)})
-
-
-@mlflow_endpoint("GET")
-def experiment_get(request, message, actor):
-    experiment_id = field(message, "experiment_id", required=True)
-    return json_response({"experiment": experiment_json(experiment_or_404(actor, experiment_id))})
-
-
-_NAME_FILTER = re.compile(r"^\s*(?:attributes?\.)?name\s*(=|!=|LIKE|ILIKE)\s*'((?:[^']|'')*)'\s*$", re.IGNORECASE)
-
-
-@mlflow_endpoint("GET", "POST")
-def experiment_search(request, message, actor):
-    """SearchExperiments (also the old ListExperiments): filters `name = '…'` / `name LIKE '…'`."""
-    queryset = visible_experiments(actor).order_by("-created_at", "pk")
-    text = field(message, "filter")
-    if text:
-        match = _NAME_FILTER.match(text)
-        if not match:
-            raise MlflowError.invalid(
-                f"Invalid filter '{text}': experiments can be filtered by name = / != / LIKE / ILIKE '…'."
-            )
-        operator, value = match[1].upper(), match[2].replace("''", "'")
-        pattern = "".join(".*" if char == "%" else "." if char == "_" else re.escape(char) for char in value)
-        if operator == "=":
-            queryset = queryset.filter(name=value)
-        elif operator == "!=":
-            queryset = queryset.exclude(name=value)
-        else:
-            queryset = queryset.filter(**{"name__regex" if operator == "LIKE" else "name__iregex": f"^{pattern}$"})
-    size = max_results(message, limit=50000, default=1000)
-    fingerprint = search_fingerprint("experiments", text)
-    offset = decode_page_token(field(message, "page_token"), fingerprint)
-    rows = list(queryset[offset : offset + size + 1])
-    data = {"experiments": [experiment_json(experiment) for experiment in rows[:size]]}
-    if len(rows) > size:
-        data["next_page_token"] = encode_page_token(offset + size, fingerprint)
-    return json_response(data)
 
 
 # --- endpoints: trace tags ----------------------------------------------------------------------

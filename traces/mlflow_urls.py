@@ -7,7 +7,9 @@ at the end gives unimplemented MLflow routes a JSON ENDPOINT_NOT_FOUND, so
 
 from django.urls import path, re_path
 
+from . import mlflow_experiments as experiments
 from . import mlflow_protocol as views
+from . import mlflow_server as server
 
 
 def twins(route: str, view, name: str) -> list:
@@ -15,19 +17,19 @@ def twins(route: str, view, name: str) -> list:
 
 
 urlpatterns = [
-    path("version", views.version, name="mlflow_version"),
-    path("health", views.health, name="mlflow_health"),
-    *twins("3.0/mlflow/server-info", views.server_info, "mlflow_server_info"),
-    *twins("2.0/mlflow/experiments/get-by-name", views.experiment_get_by_name, "mlflow_experiment_get_by_name"),
-    *twins("2.0/mlflow/experiments/create", views.experiment_create, "mlflow_experiment_create"),
-    *twins("2.0/mlflow/experiments/get", views.experiment_get, "mlflow_experiment_get"),
-    *twins("2.0/mlflow/experiments/search", views.experiment_search, "mlflow_experiment_search"),
-    *twins("2.0/mlflow/experiments/list", views.experiment_search, "mlflow_experiment_list"),
+    path("version", server.version, name="mlflow_version"),
+    path("health", server.health, name="mlflow_health"),
+    *twins("3.0/mlflow/server-info", server.server_info, "mlflow_server_info"),
+    *twins("2.0/mlflow/experiments/get-by-name", experiments.experiment_get_by_name, "mlflow_experiment_get_by_name"),
+    *twins("2.0/mlflow/experiments/create", experiments.experiment_create, "mlflow_experiment_create"),
+    *twins("2.0/mlflow/experiments/get", experiments.experiment_get, "mlflow_experiment_get"),
+    *twins("2.0/mlflow/experiments/search", experiments.experiment_search, "mlflow_experiment_search"),
+    *twins("2.0/mlflow/experiments/list", experiments.experiment_search, "mlflow_experiment_list"),
     *twins("2.0/mlflow/traces/<str:trace_id>/tags", views.trace_tags, "mlflow_trace_tags"),
     *twins("3.0/mlflow/traces/<str:trace_id>/tags", views.trace_tags, "mlflow_trace_tags_v3"),
     re_path(
         r"^(?:ajax-)?api/[23]\.0/mlflow(?:-artifacts)?/(?P<rest>.*)$",
-        views.endpoint_not_found,
+        server.endpoint_not_found,
         name="mlflow_endpoint_not_found",
     ),
 ]

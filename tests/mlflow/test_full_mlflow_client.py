@@ -14,6 +14,7 @@ from django.conf import settings
 from assessments.models import Assessment, Revision
 from traces.models import Trace
 
+from ..factories import make_experiment
 from .test_collect_feedback_example import EXAMPLE, assert_feedback_on_trace
 
 PYTHON = Path(os.environ.get("FEEDBACKHUB_MLFLOW_VENV", settings.BASE_DIR / ".venv-mlflow")) / "bin" / "python"
@@ -128,3 +129,24 @@ def test_api_tour(client_env, tmp_path):
     assert out["tag"] == "true" and "reviewed" not in Trace.objects.get(pk=ids[2]).tags
     assert {r.channel for r in Revision.objects.filter(trace_id__in=ids)} == {"mlflow"}
     assert Assessment.objects.get(trace_id=ids[1], name="relevance").valid is True  # override deleted
+
+
+SET_EXPERIMENT = textwrap.dedent("""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    try:
+        experiment = mlflow.set_experiment("secret")
+    except MlflowException as exc:
+        print("RESULT=" + exc.error_code)
+    else:
+        print("RESULT=" + repr(experiment))
+    print("RESULT=" + mlflow.set_experiment("free-name").name)
+""")
+
+
+def test_set_experiment_on_a_name_the_key_cannot_use_raises(client_env, tmp_path):
+    """Issue 11 item 3: set_experiment returned None for another key's experiment name."""
+    make_experiment("secret")
+    results = [line.removeprefix("RESULT=") for line in run(SET_EXPERIMENT, client_env, tmp_path).splitlines()]
+    assert results[-2:] == ["PERMISSION_DENIED", "free-name"]

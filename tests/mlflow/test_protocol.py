@@ -92,9 +92,11 @@ def test_set_experiment_sequence(api, api_key):
 
 
 def test_experiments_of_other_keys_stay_hidden(api):
-    make_experiment("secret")
-    error(api.get("/api/2.0/mlflow/experiments/get-by-name", experiment_name="secret"), 404, "RESOURCE_DOES_NOT_EXIST")
+    hidden = make_experiment("secret")
+    # the name is taken (names are unique, as in MLflow): 403, so set_experiment raises (test_experiments.py)
+    error(api.get("/api/2.0/mlflow/experiments/get-by-name", experiment_name="secret"), 403, "PERMISSION_DENIED")
     error(api.post("/api/2.0/mlflow/experiments/create", {"name": "secret"}), 400, "RESOURCE_ALREADY_EXISTS")
+    error(api.get("/api/2.0/mlflow/experiments/get", experiment_id=hidden.pk), 404, "RESOURCE_DOES_NOT_EXIST")
 
 
 def test_search_experiments(api, experiment):
