@@ -266,3 +266,23 @@ class PendingAssessment(models.Model):
 
     def __str__(self):
         return f"pending {self.kind} {self.assessment_id} for {self.trace_id}"
+
+
+class FeedbackToken(models.Model):
+    """The uses of one end-user feedback token (assessments.public_api), counted here.
+
+    The token itself is signed, not stored; this row appears at its first use. Its uses are
+    counted in `uses`, not by the feedback they wrote, so a spent token stays spent when
+    moderation deletes that feedback (assessments.feedback_tokens.take_use).
+    """
+
+    nonce = models.CharField(primary_key=True, max_length=64, help_text="The token's random id (claim j).")
+    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="+")
+    trace_id = models.CharField(max_length=35)
+    max_uses = models.PositiveIntegerField()
+    uses = models.PositiveIntegerField(default=0)
+    first_used_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self):
+        return f"feedback token {self.nonce[:8]}… ({self.uses}/{self.max_uses} uses)"

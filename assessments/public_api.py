@@ -11,10 +11,11 @@
    to `end-user:<pseudonym>` (source HUMAN), so it shows in the reviewer's page.
 
 The token is `django.core.signing.dumps` (HMAC with SECRET_KEY, honouring
-SECRET_KEY_FALLBACKS) of the claims below; nothing is stored until it is used. Each
-use takes a numbered idempotency key `public:<nonce>:<n>` in the experiment, so the
-database's unique constraint caps the uses of a token at `max_uses`, across workers
-and restarts, even under concurrent posts. A token issued by an API key dies with it.
+SECRET_KEY_FALLBACKS) of the claims below; nothing is stored until it is used. Its uses
+are counted in its own FeedbackToken row (so deleting the feedback does not give a use
+back), and a token dies with its issuer's right to mint it: the API key revoked or no
+longer covering the experiment, the user deactivated or no longer a reviewer there
+(assessments.feedback_tokens).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.core import signing
 from django.core.exceptions import DisallowedHost
+from django.db import transaction
 from django.utils.cache import patch_vary_headers
 from django.utils.crypto import salted_hmac
 from drf_spectacular.types import OpenApiTypes
@@ -41,9 +43,9 @@ from feedbackhub.throttling import PublicIpThrottle, PublicTokenThrottle
 from traces import selectors as trace_selectors
 from traces.access import REVIEWER, Actor
 from traces.authentication import request_actor
-from traces.models import ApiKey, Trace
+from traces.models import Trace
 
-from . import selectors, services
+from . import feedback_tokens, services
 from .serializers import AnyJSONField
 
 TOKEN_SALT = "feedbackhub.assessments.public-feedback-token"
@@ -117,7 +119,7 @@ def issue_token(
         "r": list(value_range) if value_range else None,
         "m": max_uses,
         "x": expires,
-        "k": actor.api_key.pk if actor.api_key is not None else None,
+        **feedback_tokens.issuer_claims(actor),
         "j": secrets.token_hex(12),
     }
     return {
@@ -148,10 +150,9 @@ def read_token(token: str) -> dict:
         raise TokenRefused("This feedback token is not valid.")
     if claims["x"] < time.time():
         raise TokenRefused("This feedback token has expired.")
-    if claims.get("k") is not None:
-        key = ApiKey.objects.filter(pk=claims["k"]).only("revoked_at").first()
-        if key is None or not key.is_active:
-            raise TokenRefused("The API key that issued this feedback token was revoked.")
+    refusal = feedback_tokens.issuer_refusal(claims)
+    if refusal is not None:
+        raise TokenRefused(refusal)
     return claims
 
 
@@ -169,36 +170,35 @@ def check_scope(claims: dict, name: str, value) -> None:
 
 
 def log_public_feedback(*, claims: dict, name: str, value, rationale: str):
-    """Write one end-user feedback through services.log_feedback, taking the token's next free use.
+    """Write one end-user feedback through services.log_feedback, taking the token's next use.
 
     Raises TokenRefused (409) when the token's uses are spent and Http404 when its trace is gone.
     """
     actor = Actor.for_end_user(claims["u"], claims["e"])
     # Http404 when the trace is gone (or moved out of the token's experiment).
     trace = trace_selectors.trace_for(actor, claims["t"])
-    keys = [f"public:{claims['j']}:{use}" for use in range(1, claims["m"] + 1)]
-    taken = selectors.used_idempotency_keys(claims["e"], keys)
-    for key in keys:
-        if key in taken:
-            continue
-        try:
-            feedback = services.log_feedback(
-                trace=trace,
-                name=name,
-                value=value,
-                rationale=rationale,
-                actor=actor,
-                channel="public",
-                source_type="HUMAN",
-                source_id=f"end-user:{claims['u']}",
-                idempotency_key=key,
-            )
-        except services.Conflict:
-            continue  # a concurrent post with this token took the key for another name
+    for _ in range(claims["m"]):
+        with transaction.atomic():  # the use is given back when the write is refused
+            use = feedback_tokens.take_use(claims)
+            if use is None:
+                break
+            try:
+                feedback = services.log_feedback(
+                    trace=trace,
+                    name=name,
+                    value=value,
+                    rationale=rationale,
+                    actor=actor,
+                    channel="public",
+                    source_type="HUMAN",
+                    source_id=f"end-user:{claims['u']}",
+                    idempotency_key=feedback_tokens.public_idempotency_key(claims, use),
+                )
+            except services.Conflict:
+                continue  # the use's key was taken before uses were counted: that use is spent
         if not feedback.replayed:
-            feedback.uses_left = claims["m"] - len(taken) - 1
+            feedback.uses_left = claims["m"] - use
             return feedback
-        taken.add(key)  # a concurrent post with this token took the key
     raise TokenRefused(
         f"This feedback token was already used {claims['m']} time(s), its limit.",
         status.HTTP_409_CONFLICT,
