@@ -23,6 +23,7 @@ from django.db.models import Prefetch
 from django.http import Http404, HttpResponse
 
 from feedbackhub import values
+from feedbackhub.timeouts import bounded_search
 from traces import mlflow_protocol as protocol
 from traces import selectors as trace_selectors
 from traces import services as trace_services
@@ -547,7 +548,8 @@ def search_traces(request, message, actor):
     offset = protocol.decode_page_token(protocol.field(message, "page_token"), fingerprint)
     queryset = trace_selectors.search_traces(actor, experiment_ids=experiment_ids, filter_text=text).defer(None)
     queryset = protocol.order_traces(queryset, order_by).prefetch_related(_assessments_prefetch())
-    rows = list(queryset[offset : offset + size + 1])
+    with bounded_search():
+        rows = list(queryset[offset : offset + size + 1])
     data = {}
     if rows:
         data["traces"] = [trace_info(trace) for trace in rows[:size]]

@@ -8,6 +8,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from feedbackhub.api import errors
+from feedbackhub.timeouts import bounded_search
 
 from . import selectors, services
 from .access import visible_experiments
@@ -115,12 +116,13 @@ class TraceListApi(APIView):
             )
         except FilterError as exc:
             raise ValidationError({"filter": [str(exc)]}) from None
-        page = selectors.keyset_page(
-            queryset,
-            ordering=selectors.parse_ordering(params.get("order_by")),
-            page_token=params.get("page_token"),
-            page_size=page_size,
-        )
+        with bounded_search():  # a 400 naming the filter when it runs past the statement timeout
+            page = selectors.keyset_page(
+                queryset,
+                ordering=selectors.parse_ordering(params.get("order_by")),
+                page_token=params.get("page_token"),
+                page_size=page_size,
+            )
         return Response({"traces": TraceOut(page.items, many=True).data, "next_page_token": page.next_token})
 
     @extend_schema(

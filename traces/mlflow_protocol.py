@@ -37,6 +37,7 @@ from django.views.decorators.csrf import csrf_exempt
 from rest_framework.exceptions import AuthenticationFailed
 
 from feedbackhub import values
+from feedbackhub.timeouts import SearchTimeout
 
 from . import selectors, services
 from .access import Actor
@@ -221,6 +222,8 @@ def mlflow_endpoint(*methods: str, auth: bool = True, body: bool = True, export:
                 return error_response(MlflowError.not_found(str(exc) or "Not found."))
             except services.Conflict as exc:
                 return error_response(MlflowError("RESOURCE_CONFLICT", str(exc), status=409))
+            except SearchTimeout as exc:
+                return error_response(MlflowError.invalid(exc.message))
 
         return wrapper
 
