@@ -6,6 +6,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from feedbackhub import values
 from traces.serializers import (
     SPAN_ID_ERROR,
     SPAN_ID_PATTERN,
@@ -119,8 +120,8 @@ def simple_create_input(data, kind: str) -> dict | None:
     if value is None:
         if kind != "feedback":
             return None  # an expectation needs a value
-    elif type(value) not in (bool, int, float) and (type(value) is not str or "\x00" in value):
-        return None  # lists and objects: JSONValueField looks for NUL characters inside
+    elif type(value) not in (bool, int, float, str) or values.problem(value) is not None:
+        return None  # lists and objects, NUL, surrogates, Infinity: JSONValueField decides
     rationale = data.get("rationale", "")
     if not plain_text(rationale):
         return None
