@@ -44,13 +44,7 @@ NUMBER_PROBLEM = "must not contain NaN or Infinity (numbers beyond ±1.8e308 are
 # A NUL or a lone surrogate in a Python string (paired surrogates were already joined by the
 # JSON parser into one code point, so any surrogate left is unpaired).
 _BAD_CHARACTER = re.compile("[\x00\ud800-\udfff]")
-# What in the C encoder's text (ensure_ascii=False) can point at a problem: a raw surrogate or the
-# escape of a NUL, or an integer of 309 digits or more. Text without any has none, which answers
-# the common case at C speed.
-_SUSPECT_TEXT = re.compile("[\ud800-\udfff]|\\\\u0000|[0-9]{309}")
-# What in stored JSON text can decode to a problem: an escaped NUL or surrogate (paired ones
-# too, they are rare), a raw surrogate, NaN/Infinity constants, or an exponent of three digits.
-_SUSPECT_STORED = re.compile(r"\\u0000|\\u[dD][89a-fA-F]|[\ud800-\udfff]|NaN|Infinity|[0-9][eE]\+?[0-9]{3}|[0-9]{309}")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _text_problem(text: str) -> str | None:
@@ -85,14 +79,39 @@ def problem(value) -> tuple[str, str] | None:
     if kind is float or kind is int:
         found = _number_problem(value)
         return None if found is None else ("", found)
-    try:
-        text = json.dumps(value, ensure_ascii=False, allow_nan=False)
-    except (TypeError, ValueError, RecursionError):
-        pass  # a non-finite number (or a value JSON cannot encode): walk to find the place
-    else:
-        if _SUSPECT_TEXT.search(text) is None:
-            return None
-    return _walk(value)
+    return None if _clean(value) else _walk(value)
+
+
+def _clean_text(text: str) -> bool:
+    return "\x00" not in text and (text.isascii() or _SURROGATE.search(text) is None)
+
+
+def _clean(value) -> bool:
+    """Whether a JSON value holds no hostile place: one walk with C-speed checks per node and no
+    paths. Cheaper than encoding the value and searching the text: a long string costs one `in`
+    and one isascii, and no regex runs over ASCII text.
+    """
+    stack = [value]
+    pop, push, extend = stack.pop, stack.append, stack.extend
+    while stack:
+        item = pop()
+        kind = type(item)
+        if kind is str:
+            if not _clean_text(item):
+                return False
+        elif kind is dict:
+            for key, child in item.items():
+                if type(key) is str and not _clean_text(key):
+                    return False
+                push(child)
+        elif kind is list or kind is tuple:
+            extend(item)
+        elif kind is float:
+            if item - item != 0:  # inf - inf and nan - nan are nan
+                return False
+        elif kind is int and not -MAX_NUMBER <= item <= MAX_NUMBER:
+            return False
+    return True
 
 
 def _walk(value) -> tuple[str, str] | None:
@@ -173,8 +192,8 @@ def _replace(item, path: str, places: list[str]):
 
 def scrubbed(value, places: list[str] | None = None, path: str = ""):
     """`value` with every hostile place replaced (the value itself when it has none: the common
-    case costs one C-speed encoding, no copy). Replaced places are appended to `places`."""
-    if problem(value) is None:
+    case costs one `_clean` walk, no copy). Replaced places are appended to `places`."""
+    if _clean(value):
         return value
     return _replace(value, path, places if places is not None else [])
 
@@ -182,8 +201,8 @@ def scrubbed(value, places: list[str] | None = None, path: str = ""):
 def scrubbed_span(span: dict) -> dict:
     """A decoded span (OTLP, MLflow) with its payload scrubbed; when anything was replaced, its
     attributes list the places under MARK_ATTRIBUTE (at most MAX_MARKED_PLACES of them)."""
-    if problem([span.get(key) for key in SPAN_PAYLOAD_KEYS]) is None:
-        return span  # the common case: one C-speed encoding of the payload
+    if _clean([span.get(key) for key in SPAN_PAYLOAD_KEYS]):
+        return span  # the common case: one walk of the payload
     places: list[str] = []
     changed = {}
     for key in SPAN_PAYLOAD_KEYS:
@@ -206,15 +225,28 @@ def scrubbed_span(span: dict) -> dict:
 
 class StoredJSONDecoder(json.JSONDecoder):
     """The decoder of every JSON column: a stored NUL, lone surrogate or non-finite number (rows
-    from before the write paths refused them, SQLite only: PostgreSQL's jsonb cannot hold them)
-    reads back replaced as `scrubbed` would replace it, so no page or response fails on it.
-
-    Only text that could hold one is walked (`_SUSPECT_STORED`), so reading costs one regex
-    search over the text.
+    from before the write paths refused them; SQLite could commit them, PostgreSQL's jsonb keeps
+    only huge numbers) reads back replaced as `scrubbed` would replace it, so no page or response
+    fails on it. Costs one `_clean` walk of the decoded value.
     """
+
+    _shared = None
+
+    def __new__(cls, **kwargs):
+        # json.loads(text, cls=…) builds a decoder per call (Django's JSONField does, per value);
+        # the default one is stateless and shared, as json.loads' own default decoder is.
+        if kwargs:
+            return super().__new__(cls)
+        if cls._shared is None:
+            shared = super().__new__(cls)
+            json.JSONDecoder.__init__(shared)
+            cls._shared = shared
+        return cls._shared
+
+    def __init__(self, **kwargs):
+        if kwargs:
+            super().__init__(**kwargs)
 
     def decode(self, s, *args, **kwargs):
         value = super().decode(s, *args, **kwargs)
-        if _SUSPECT_STORED.search(s) is None:
-            return value
-        return _replace(value, "", [])
+        return value if _clean(value) else _replace(value, "", [])
