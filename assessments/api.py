@@ -29,6 +29,7 @@ from .serializers import (
     simple_create_input,
     source_kwargs,
 )
+from .trace_deletion import delete_traces
 
 IDEMPOTENCY_HEADER = OpenApiParameter(
     "Idempotency-Key",
@@ -112,6 +113,21 @@ class TraceDetailApi(APIView):
         trace = trace_selectors.trace_for_detail(request_actor(request), checked_id(trace_id, "Trace"))
         context = {"assessments": selectors.assessments_for_trace(trace)}
         return Response(TraceDetailOut(trace, context=context).data)
+
+    @extend_schema(
+        operation_id="traces_delete",
+        tags=["traces"],
+        parameters=[TRACE_ID_PARAM],
+        request=None,
+        description="Delete the trace with its spans, assessments and their history (owners and API keys). "
+        "The deletion is recorded (who, which trace, when).",
+        responses={204: None, **errors(403, 404)},
+    )
+    def delete(self, request, trace_id):
+        actor = request_actor(request)
+        trace = trace_selectors.trace_for(actor, checked_id(trace_id, "Trace"))
+        delete_traces(experiment=trace.experiment, actor=actor, channel="api", trace_ids=[trace.trace_id])
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class _CreateApi(APIView):

@@ -2,10 +2,11 @@
 
 from django.urls import path
 
-from . import views
+from . import trace_deletion_views, views
 
 app_name = "assessments"
 urlpatterns = [
+    path("traces/<str:trace_id>/delete/", trace_deletion_views.trace_delete, name="trace_delete"),
     path(
         "traces/<str:trace_id>/assessments/",
         views.assessment_panel,

@@ -186,6 +186,8 @@ FEEDBACKHUB_MAX_METADATA_ENTRIES = env_int("FEEDBACKHUB_MAX_METADATA_ENTRIES", 1
 FEEDBACKHUB_MAX_FILTER_LENGTH = env_int("FEEDBACKHUB_MAX_FILTER_LENGTH", 4000)
 # PostgreSQL statement_timeout (ms) for user-driven searches (feedbackhub.timeouts); 0 turns it off.
 FEEDBACKHUB_SEARCH_TIMEOUT_MS = env_int("FEEDBACKHUB_SEARCH_TIMEOUT_MS", 10_000)
+# Traces one delete call may remove (MLflow DeleteTraces by ids or by time; the CLI can repeat).
+FEEDBACKHUB_DELETE_TRACES_MAX = env_int("FEEDBACKHUB_DELETE_TRACES_MAX", 10_000)
 # Feedback for a trace id not seen yet is held this long before it expires.
 FEEDBACKHUB_PENDING_FEEDBACK_SECONDS = env_int("FEEDBACKHUB_PENDING_FEEDBACK_SECONDS", 3600)
 # A resolved API key is reused in-process this long (no query per request); a key revoked in

@@ -22,6 +22,8 @@ urlpatterns = [
     # MLflow protocol (/version, /health, /api/{2,3}.0/mlflow/…, /ajax-api/…) and OTLP /v1/traces;
     # assessments first: traces.mlflow_urls ends with the ENDPOINT_NOT_FOUND catch-all.
     path("", include("assessments.mlflow_urls")),
+    path("", include("assessments.trace_deletion_urls")),
+    path("", include("traces.mlflow_run_urls")),
     path("", include("traces.mlflow_urls")),
     path("", include("assessments.urls")),
     path("", include("traces.urls")),

@@ -45,7 +45,7 @@ Deviations from MLflow's search_traces (superset unless noted):
   matches the JSON text, so there `feedback.tone LIKE 'fri%'` finds nothing for
   "friendly" (the stored text starts with a quote); here it matches, and so do
   '%fri%' and '"fri%' (the JSON form), as in MLflow.
-- Not supported (FilterError): RLIKE, span.content, trace.text, run_id, issue.<key>,
+- Not supported (FilterError): RLIKE, span.content, trace.text, issue.<key>,
   and session-scoped assessments do not match the other traces of their session.
 - Unquoted dotted keys (tags.mlflow.traceName) are accepted like backticked ones.
 """
@@ -90,7 +90,7 @@ from django.db.models.lookups import (
     LessThanOrEqual,
 )
 
-from .models import Span
+from .models import RunTrace, Span
 
 __all__ = [
     "FilterError",
@@ -390,6 +390,7 @@ TRACE_ATTRIBUTES = {
     "request_id": "trace_id",
     "session_id": "session_id",
     "user_id": "user_id",
+    "run_id": "run_id",
 }
 # Canonical text attributes -> Trace column; "" in these columns means "not set".
 TRACE_TEXT_COLUMNS = {
@@ -898,11 +899,26 @@ def _compile_comparison(comparison: Comparison) -> Q:
         return Q(Exists(spans.filter(_text_condition(column, operator, value, blank_is_null=False))))
     if fld.key in TRACE_TEXT_COLUMNS:
         return _text_condition(F(TRACE_TEXT_COLUMNS[fld.key]), operator, value, blank_is_null=True)
+    if fld.key == "run_id":
+        return _run_id_condition(operator, value)
     if fld.key == "execution_time_ms":
         return _number_condition(F("execution_time_ms"), operator, value)
     if fld.key == "timestamp_ms":
         return _epoch_ms_condition(F("request_time"), operator, value)
     return _epoch_ms_condition(_end_time(), operator, value)
+
+
+def _run_id_condition(operator: str, value) -> Q:
+    """run_id, as MLflow's server: the run in metadata `mlflow.sourceRun` (traces an evaluation
+    produced) or a RunTrace link (existing traces `mlflow traces evaluate` scored)."""
+    source_run = JSONKeyText("metadata", "mlflow.sourceRun")
+    if operator in ("IS NULL", "IS NOT NULL"):
+        linked = Q(Exists(RunTrace.objects.filter(trace_id=OuterRef("pk"))))
+        present = _text_condition(source_run, "IS NOT NULL", value, blank_is_null=True) | linked
+        return ~present if operator == "IS NULL" else present
+    links = RunTrace.objects.filter(trace_id=OuterRef("pk"))
+    linked = Q(Exists(links.filter(_text_condition(F("run_id"), operator, value, blank_is_null=True))))
+    return _text_condition(source_run, operator, value, blank_is_null=True) | linked
 
 
 def _end_time() -> Expression:

@@ -209,3 +209,114 @@ class Span(models.Model):
 # Choices' .values is rebuilt on every access; the per-span checks use these.
 SPAN_STATUS_CODES = frozenset(Span.StatusCode.values)
 TRACE_STATES = frozenset(Trace.State.values)
+
+
+RUN_ID_RE = re.compile(r"^[0-9a-f]{32}$")
+
+
+def new_run_id() -> str:
+    return time_ordered_hex()
+
+
+class Run(models.Model):
+    """An MLflow run: how `mlflow.genai.evaluate` records one evaluation (docs/mlflow-runs.md).
+
+    Metrics keep every logged value (`[{"key", "value", "timestamp", "step"}]`), params and
+    tags are string maps, inputs the logged dataset inputs; the run's traces are those whose
+    metadata `mlflow.sourceRun` names it plus those linked to it (RunTrace).
+    """
+
+    class Status(models.TextChoices):
+        RUNNING = "RUNNING"
+        SCHEDULED = "SCHEDULED"
+        FINISHED = "FINISHED"
+        FAILED = "FAILED"
+        KILLED = "KILLED"
+
+    run_id = models.CharField(primary_key=True, max_length=32, default=new_run_id)
+    # No index of its own: run_exp_start leads with the experiment.
+    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="runs", db_index=False)
+    name = models.CharField(max_length=250, blank=True)
+    user_id = models.CharField(max_length=250, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.RUNNING)
+    start_time_ms = models.BigIntegerField(null=True, blank=True)
+    end_time_ms = models.BigIntegerField(null=True, blank=True)
+    tags = models.JSONField(default=dict, blank=True)
+    params = models.JSONField(default=dict, blank=True)
+    metrics = models.JSONField(default=list, blank=True, encoder=FloatPreservingJSONEncoder)
+    inputs = models.JSONField(default=list, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_by_key = models.ForeignKey(
+        ApiKey, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [
+            # the experiment's runs page and SearchRuns: newest first
+            models.Index(fields=["experiment", "-created_at", "run_id"], name="run_exp_created"),
+        ]
+
+    def __str__(self):
+        return self.name or self.run_id
+
+    def get_absolute_url(self):
+        return reverse("traces:run_detail", args=[self.run_id])
+
+    @property
+    def latest_metrics(self) -> dict[str, dict]:
+        """The last value logged per metric key (highest step, then timestamp), as MLflow reports them."""
+        latest: dict[str, dict] = {}
+        for metric in self.metrics:
+            current = latest.get(metric["key"])
+            if current is None or (metric["step"], metric["timestamp"]) >= (current["step"], current["timestamp"]):
+                latest[metric["key"]] = metric
+        return latest
+
+
+class RunTrace(models.Model):
+    """A trace linked to a run (MLflow's LinkTracesToRun): `mlflow traces evaluate` scores existing
+    traces and links them to its run instead of changing their metadata."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="trace_links", db_index=False)
+    trace = models.ForeignKey(Trace, on_delete=models.CASCADE, related_name="run_links")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["run", "trace"], name="runtrace_unique_run_trace")]
+
+    def __str__(self):
+        return f"{self.trace_id} in run {self.run_id}"
+
+
+class TraceDeletion(models.Model):
+    """Who deleted which traces, when and how: the audit row of every trace deletion.
+
+    Deleting a trace removes its spans, assessments, their revisions and held feedback for it,
+    so this row is what remains; it keeps plain copies of the ids, not foreign keys.
+    """
+
+    experiment_id = models.BigIntegerField()
+    trace_ids = models.JSONField(default=list)
+    trace_count = models.PositiveIntegerField()
+    # {"spans": n, "assessments": n, "revisions": n, "held": n}
+    removed = models.JSONField(default=dict)
+    # what the caller asked for: {"trace_ids": [...]} or {"max_timestamp_millis": n, "max_traces": n}
+    criteria = models.JSONField(default=dict)
+    channel = models.CharField(max_length=10)
+    actor_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    actor_key = models.ForeignKey(
+        ApiKey, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
+    )
+    actor_label = models.CharField(max_length=250)
+    created_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self):
+        return f"{self.actor_label} deleted {self.trace_count} trace(s) of experiment {self.experiment_id}"

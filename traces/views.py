@@ -21,7 +21,7 @@ from django_htmx.middleware import HtmxDetails
 from assessments import selectors as assessment_selectors
 
 from . import selectors
-from .access import Actor
+from .access import OWNER, Actor
 from .filters import FIELDS_HELP, FilterError
 from .models import Span, Trace
 
@@ -286,6 +286,7 @@ def render_trace_page(
         "selected_id": selected_id,
         "metadata_items": sorted(trace.metadata.items()),
         "tag_items": sorted(trace.tags.items()),
+        "can_delete": actor.can(trace.experiment_id, OWNER),
     }
     if selected is not None:
         context.update(span_context(selected, request.GET.get("tab"), trace, ctx))
