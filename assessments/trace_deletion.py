@@ -71,11 +71,12 @@ def delete_traces(
         if max_traces is not None and max_traces < 1:
             raise ValidationError({"max_traces": "Must be at least 1."})
         try:
-            before = datetime.fromtimestamp(max_timestamp_millis / 1000, tz=timezone.utc)
+            # MLflow compares whole milliseconds: a trace at 12.3456 ms is at 12 ms
+            before = datetime.fromtimestamp((max_timestamp_millis + 1) / 1000, tz=timezone.utc)
         except (OverflowError, OSError, ValueError):
             raise ValidationError({"max_timestamp_millis": f"{max_timestamp_millis} is out of range."}) from None
         criteria = {"max_timestamp_millis": max_timestamp_millis, "max_traces": max_traces}
-        queryset = Trace.objects.filter(experiment=experiment, request_time__lte=before).order_by(
+        queryset = Trace.objects.filter(experiment=experiment, request_time__lt=before).order_by(
             "request_time", "trace_id"
         )[: min(max_traces or limit, limit)]
 

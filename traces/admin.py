@@ -11,9 +11,11 @@ from django.forms.models import BaseInlineFormSet
 from django.urls import reverse
 from django.utils.html import format_html
 
+from assessments.trace_deletion import delete_traces
+
 from . import services
 from .access import Actor
-from .models import ApiKey, Experiment, Membership, Span, Trace
+from .models import ApiKey, Experiment, Membership, Run, Span, Trace, TraceDeletion
 
 # The trace page in admin shows this many spans; the reviewer UI shows them all.
 ADMIN_SPAN_LIMIT = 50
@@ -268,6 +270,60 @@ class TraceAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "created_at",
         "updated_at",
     ]
+    readonly_fields = fields
+
+    def delete_model(self, request, obj):
+        """Through the deletion service: spans, assessments, history and held feedback go, one
+        TraceDeletion row (channel admin) records it."""
+        delete_traces(
+            experiment=obj.experiment, actor=Actor.for_user(request.user), channel="admin", trace_ids=[obj.pk]
+        )
+
+    def delete_queryset(self, request, queryset):
+        by_experiment: dict = {}
+        for trace in queryset.select_related("experiment").only("trace_id", "experiment"):
+            by_experiment.setdefault(trace.experiment, []).append(trace.trace_id)
+        actor = Actor.for_user(request.user)
+        for experiment, trace_ids in by_experiment.items():
+            delete_traces(experiment=experiment, actor=actor, channel="admin", trace_ids=trace_ids)
+
+
+@admin.register(TraceDeletion)
+class TraceDeletionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """The audit of trace deletions: who deleted which traces of which experiment, when, how."""
+
+    list_display = ["created_at", "actor_label", "channel", "experiment_id", "trace_count"]
+    list_filter = ["channel", "created_at"]
+    search_fields = ["actor_label"]
+    date_hierarchy = "created_at"
+    fields = [
+        "created_at",
+        "actor_label",
+        "actor_user",
+        "actor_key",
+        "channel",
+        "experiment_id",
+        "trace_count",
+        "trace_ids",
+        "removed",
+        "criteria",
+    ]
+    readonly_fields = fields
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Run)
+class RunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Evaluation runs (MLflow runs) as the client logged them."""
+
+    list_display = ["run_id", "name", "experiment", "status", "created_at"]
+    list_filter = ["status", "experiment"]
+    search_fields = ["=run_id", "name"]
+    list_select_related = ["experiment"]
+    fields = ["run_id", "experiment", "name", "user_id", "status", "start_time_ms", "end_time_ms", "tags"]
+    fields += ["params", "metrics", "inputs", "created_by", "created_by_key", "created_at"]
     readonly_fields = fields
 
 

@@ -224,7 +224,11 @@ def log_inputs(*, run: Run, actor: Actor, datasets: list[dict]) -> Run:
     with transaction.atomic():
         run = _locked(run, actor)
         known = {(dataset["name"], dataset["digest"]) for dataset in run.inputs}
-        new = [item for item in cleaned if (item["name"], item["digest"]) not in known]
+        new = []
+        for item in cleaned:
+            if (item["name"], item["digest"]) not in known:
+                known.add((item["name"], item["digest"]))
+                new.append(item)
         if len(run.inputs) + len(new) > MAX_DATASET_INPUTS:
             raise ValidationError({"datasets": f"A run keeps at most {MAX_DATASET_INPUTS} dataset inputs."})
         if new:

@@ -217,14 +217,10 @@ def test_delete_traces_with_the_client_and_the_cli(client_env, experiment, tmp_p
     assert audit[0].removed["assessments"] == 1 and audit[0].removed["revisions"] == 1
 
     cli = [str(PYTHON.parent / "mlflow"), "traces", "delete", "-x", out["experiment_id"]]
-    result = subprocess.run(
-        [*cli, "--trace-ids", ids[3]], env=client_env, capture_output=True, text=True, timeout=120
-    )
+    result = subprocess.run([*cli, "--trace-ids", ids[3]], env=client_env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0 and "Deleted 1 trace(s)" in result.stdout, result.stderr[-2000:]
     result = subprocess.run(
         [*cli, "--max-timestamp-millis", "1"], env=client_env, capture_output=True, text=True, timeout=120
     )
     assert result.returncode == 0 and "Deleted 0 trace(s)" in result.stdout, result.stderr[-2000:]
-    assert list(Trace.objects.filter(experiment_id=int(out["experiment_id"])).values_list("pk", flat=True)) == [
-        ids[4]
-    ]
+    assert list(Trace.objects.filter(experiment_id=int(out["experiment_id"])).values_list("pk", flat=True)) == [ids[4]]
