@@ -25,7 +25,7 @@ Inside quotes, \\' \\" and \\\\ stand for the quote or backslash, and a doubled 
 ('') for the quote; other backslashes are kept, so LIKE patterns can escape % and _
 ('50\\%'). Fields: feedback.<name>, expectation.<name>, tags.<key>, metadata.<key>,
 trace attributes (status, name, timestamp_ms, execution_time_ms, end_time_ms,
-client_request_id, trace_id, session_id, user_id; bare or after trace. / attributes.)
+client_request_id, trace_id, session_id, user_id, run_id; bare or after trace. / attributes.)
 and span.name / span.type / span.status. FIELDS_HELP lists examples for the UI.
 
 Meaning:
