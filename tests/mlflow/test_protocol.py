@@ -52,8 +52,8 @@ def test_basic_auth_password_is_the_key(client, api_key, experiment):
 
 
 def test_unknown_routes_wrong_methods_and_content_types(api, experiment):
-    message = error(api.get("/api/2.0/mlflow/runs/get", run_id="1"), 404, "ENDPOINT_NOT_FOUND")
-    assert "does not implement GET /api/2.0/mlflow/runs/get" in message
+    message = error(api.get("/api/2.0/mlflow/registered-models/get", name="m"), 404, "ENDPOINT_NOT_FOUND")
+    assert "does not implement GET /api/2.0/mlflow/registered-models/get" in message
     error(api.get(f"{V3}/traces"), 405, "ENDPOINT_NOT_FOUND")
     message = error(api.post(f"{V3}/traces", "x=1", content_type="text/plain"), 400, "INVALID_PARAMETER_VALUE")
     assert "Content-Type must be one of ['application/json']" in message

@@ -24,7 +24,7 @@ from traces.filters import (
     filter_traces,
     parse_filter,
 )
-from traces.models import Trace
+from traces.models import Run, RunTrace, Trace
 
 from ..factories import make_expectation, make_experiment, make_feedback, make_trace
 
@@ -437,7 +437,6 @@ class TestRecordedMlflowTable:
             "assessments.x = 'a'",
             "trace.state = 'OK'",
             "issue.id = 'iss-123'",
-            "run_id = 'r'",
             "span.content LIKE '%open source%'",
             "trace.text ILIKE '%mlflow%'",
         ],
@@ -445,6 +444,17 @@ class TestRecordedMlflowTable:
     def test_rejected_with_a_filter_error(self, recorded, text):
         with pytest.raises(FilterError):
             matching(recorded, text)
+
+    def test_run_id_matches_the_source_run_or_a_link(self, recorded):
+        """As in MLflow's `search_traces(run_id=…)`: metadata mlflow.sourceRun or a trace ↔ run link."""
+        a, b = recorded["A"], recorded["B"]
+        run = Run.objects.create(experiment=a.experiment)
+        Trace.objects.filter(pk=a.pk).update(metadata={**a.metadata, "mlflow.sourceRun": run.run_id})
+        RunTrace.objects.create(run=run, trace=b)
+        assert matching(recorded, f"run_id = '{run.run_id}'") == "AB"
+        assert matching(recorded, f"attributes.run_id = '{run.run_id}' AND status = 'OK'") == "AB"
+        assert matching(recorded, "trace.run_id IS NULL") == "CD"
+        assert matching(recorded, "run_id LIKE 'nothing%'") == ""
 
 
 @pytest.mark.django_db
