@@ -93,8 +93,9 @@ def fake_judge():
     server.server_close()
 
 
-def test_genai_evaluate_with_three_custom_scorers(client_env, experiment, tmp_path):
-    """10 rows × 3 custom scorers: 10 traces in the run, 30 CODE feedback + 10 expectations on them."""
+def test_genai_evaluate_with_three_custom_scorers(client_env, experiment, tmp_path, client, staff):
+    """10 rows × 3 custom scorers: 10 traces in the run, 30 CODE feedback + 10 expectations on them,
+    searchable, in each trace's panel and on the run's page."""
     out = result_of(run(EVALUATE, client_env, tmp_path))
     run_row = Run.objects.get(pk=out["run_id"])
     assert run_row.experiment.name == "evaluation" and run_row.status == "FINISHED" == out["status"]
@@ -116,6 +117,14 @@ def test_genai_evaluate_with_three_custom_scorers(client_env, experiment, tmp_pa
     assert feedback.filter(name="exact_match", value=True).count() == 5
     assert Assessment.objects.filter(trace__in=traces, kind="expectation").count() == 10
     assert {r.channel for r in Revision.objects.filter(trace_id__in=out["traces"])} == {"mlflow"}
+
+    client.force_login(staff)
+    panel = client.get(f"/traces/{out['traces'][0]}/").content.decode()
+    assert all(name in panel for name in ("exact_match", "is_short", "word_count", "expected_response"))
+    listed = client.get(f"/experiments/{run_row.experiment_id}/traces/?filter=feedback.exact_match+%3D+true")
+    assert len(listed.context["rows"]) == 5
+    page = client.get(f"/runs/{out['run_id']}/")
+    assert len(page.context["rows"]) == 10 and page.context["names"] == ["exact_match", "is_short", "word_count"]
 
 
 def test_builtin_judges_and_traces_evaluate_cli(client_env, experiment, fake_judge, tmp_path):
