@@ -217,3 +217,46 @@ def test_a_viewer_key_scope_cannot_write_runs_of_other_experiments(experiment):
     api = MlflowApi(make_api_key(other)[1])
     error(api.post(f"{RUNS}/create", {"experiment_id": str(experiment.pk)}), 404, "RESOURCE_DOES_NOT_EXIST")
     assert not Run.objects.exists()
+
+
+ODD_VALUES = [None, 1, -1, 1.5, 10**30, "x", "", "\x00", [], {}, [1], {"a": 1}, True, "9" * 40]
+WRITE_PATHS = [
+    "runs/create",
+    "runs/update",
+    "runs/log-batch",
+    "runs/log-metric",
+    "runs/log-parameter",
+    "runs/set-tag",
+    "runs/delete-tag",
+    "runs/log-inputs",
+    "runs/search",
+    "traces/link-to-run",
+    "traces/delete-traces",
+]
+
+
+@pytest.mark.parametrize("path", WRITE_PATHS)
+def test_odd_values_anywhere_are_never_a_500(api, experiment, created, path):
+    """Wrong types in every field the run and deletion endpoints read: a 4xx or a 200, never a 500."""
+    run_id = created["info"]["run_id"]
+    for value in ODD_VALUES:
+        body = {
+            "experiment_id": str(experiment.pk),
+            "run_id": run_id,
+            "key": value,
+            "value": value,
+            "status": value,
+            "end_time": value,
+            "metrics": [{"key": "m", "value": value, "timestamp": value, "step": value}],
+            "tags": [{"key": value, "value": value}],
+            "datasets": [{"dataset": {"name": value, "digest": value}}],
+            "trace_ids": [value],
+            "request_ids": [value],
+            "filter": value,
+            "order_by": value,
+        }
+        response = api.post(f"/api/2.0/mlflow/{path}", body)
+        assert response.status_code < 500, (value, response.content)
+        for name in ("experiment_id", "run_id", "max_timestamp_millis", "max_traces", "max_results", "page_token"):
+            response = api.post(f"/api/2.0/mlflow/{path}", {"experiment_id": str(experiment.pk), name: value})
+            assert response.status_code < 500, (name, value, response.content)
