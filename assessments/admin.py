@@ -90,7 +90,7 @@ class AssessmentAdmin(ServiceErrorsMixin, admin.ModelAdmin):
         data = form.cleaned_data
         if change:
             changes = {field: data[field] for field in services.EDITABLE_FIELDS if field in form.changed_data}
-            saved = services.update_assessment(assessment=obj, actor=actor, channel="admin", **changes)
+            saved = services.update(assessment=obj, actor=actor, channel="admin", **changes)
         else:
             common = dict(
                 trace=data["trace"],
@@ -116,13 +116,13 @@ class AssessmentAdmin(ServiceErrorsMixin, admin.ModelAdmin):
         obj._state.adding = False
 
     def delete_model(self, request, obj):
-        services.delete_assessment(assessment=obj, actor=admin_actor(request), channel="admin")
+        services.delete(assessment=obj, actor=admin_actor(request), channel="admin")
 
     def delete_queryset(self, request, queryset):
         actor = admin_actor(request)
         # Overrides first, so that deleting an override and its original together restores nothing twice.
         for assessment in queryset.order_by("-create_time"):
-            services.delete_assessment(assessment=assessment, actor=actor, channel="admin")
+            services.delete(assessment=assessment, actor=actor, channel="admin")
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):

@@ -9,13 +9,14 @@ from django.http import Http404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
-from rest_framework.exceptions import ParseError, UnsupportedMediaType, ValidationError
+from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from feedbackhub.api import errors
 from traces import selectors as trace_selectors
 from traces.authentication import request_actor
+from traces.models import TRACE_ID_RE
 
 from . import selectors, services
 from .serializers import (
@@ -68,9 +69,9 @@ IMMUTABLE_FIELDS = (
 )
 
 
-def checked_id(value: str, what: str) -> str:
+def checked_id(value: str, what: str, pattern=None) -> str:
     """A path id that cannot name a row answers 404 before it reaches the database."""
-    if len(value) > MAX_ID_LENGTH or "\x00" in value:
+    if len(value) > MAX_ID_LENGTH or "\x00" in value or (pattern is not None and not pattern.fullmatch(value)):
         raise Http404(f"{what} not found.")
     return value
 
@@ -130,70 +131,37 @@ class TraceDetailApi(APIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
+def create_fields(request, kind: str, actor) -> dict:
+    """The create arguments of a native feedback / expectation body (400 naming what is wrong)."""
+    fields = simple_create_input(request.data, kind)
+    if fields is None:
+        data = (FeedbackInput if kind == "feedback" else ExpectationInput)(data=request.data)
+        data.is_valid(raise_exception=True)
+        fields = data.validated_data
+    fields = dict(fields)
+    source = source_kwargs(fields, default_source_id(actor))  # pops `source`
+    return {**fields, **source}
+
+
 class _CreateApi(APIView):
-    input_class = FeedbackInput
-    service = staticmethod(services.log_feedback)
     kind = "feedback"
 
     def post(self, request, trace_id):
         actor = request_actor(request)
-        try:
-            fields, unreadable = simple_create_input(request.data, self.kind), None
-        except (ParseError, UnsupportedMediaType) as exc:
-            fields, unreadable = None, exc  # raised after the trace lookup, as before
-        if fields is not None and "Idempotency-Key" not in request.headers:
-            # An API key's plain create: the trace lookup and the insert in one statement; when
-            # that writes nothing, the path below decides (404, pending feedback, errors).
-            assessment = services.create_by_trace_id(
-                kind=self.kind,
-                trace_id=checked_id(trace_id, "Trace"),
-                actor=actor,
-                channel="api",
-                **source_kwargs(dict(fields), default_source_id(actor)),
-                **{key: value for key, value in fields.items() if key != "source"},
-            )
-            if assessment is not None:
-                response = Response(AssessmentOut().to_representation(assessment), status=status.HTTP_201_CREATED)
-                return with_etag(response, assessment)
-        # Apps export traces in the background, so feedback may overtake its trace: an API key's
-        # create for a well-formed, unseen trace id is held until the trace arrives.
-        trace = services.trace_for_create(actor, checked_id(trace_id, "Trace"))
-        hold = trace is None
-        if unreadable is not None:
-            raise unreadable
-        if fields is None:
-            data = self.input_class(data=request.data)
-            data.is_valid(raise_exception=True)
-            fields = dict(data.validated_data)
-        if hold:
-            pending = services.hold_pending(
-                trace_id=trace_id,
-                kind=self.kind,
-                actor=actor,
-                channel="api",
-                **source_kwargs(fields, default_source_id(actor)),
-                **fields,
-            )
-            return with_etag(
-                Response(AssessmentOut(pending).data, status=status.HTTP_201_CREATED),
-                pending,
-            )
-        assessment = self.service(
-            trace=trace,
+        trace_id = checked_id(trace_id, "Trace", TRACE_ID_RE)  # before the body: an id no trace has is 404
+        created = services.create(
+            kind=self.kind,
+            trace_id=trace_id,
             actor=actor,
             channel="api",
             idempotency_key=idempotency_key(request),
-            **source_kwargs(fields, default_source_id(actor)),
-            **fields,
+            **create_fields(request, self.kind, actor),
         )
-        replayed = getattr(assessment, "replayed", False)
-        response = Response(
-            AssessmentOut().to_representation(assessment),
-            status=status.HTTP_200_OK if replayed else status.HTTP_201_CREATED,
-        )
-        if replayed:
+        response = Response(AssessmentOut().to_representation(created.assessment), status=201)
+        if created.replayed:
+            response.status_code = status.HTTP_200_OK
             response["Idempotent-Replayed"] = "true"
-        return with_etag(response, assessment)
+        return with_etag(response, created.assessment)
 
 
 CREATE_RESPONSES = {
@@ -218,8 +186,6 @@ class FeedbackCreateApi(_CreateApi):
 
 
 class ExpectationCreateApi(_CreateApi):
-    input_class = ExpectationInput
-    service = staticmethod(services.log_expectation)
     kind = "expectation"
 
     @extend_schema(
@@ -271,7 +237,7 @@ class AssessmentDetailApi(APIView):
     )
     def patch(self, request, assessment_id):
         actor = request_actor(request)
-        assessment = selectors.assessment_for(actor, checked_id(assessment_id, "Assessment"))
+        assessment = selectors.assessment_or_pending_for(actor, checked_id(assessment_id, "Assessment"))
         data = AssessmentUpdateInput(data=request.data, partial=True)
         data.is_valid(raise_exception=True)
         current = AssessmentOut(assessment).data
@@ -282,7 +248,7 @@ class AssessmentDetailApi(APIView):
         }
         if fixed:
             raise ValidationError(fixed)
-        updated = services.update_assessment(
+        updated = services.update(
             assessment=assessment,
             actor=actor,
             channel="api",
@@ -304,11 +270,8 @@ class AssessmentDetailApi(APIView):
     )
     def delete(self, request, assessment_id):
         actor = request_actor(request)
-        assessment = selectors.assessment_for(actor, checked_id(assessment_id, "Assessment"))
-        expected = if_match_version(request)
-        if expected is not None and expected != assessment.version:
-            raise services.StaleVersion(assessment)
-        services.delete_assessment(assessment=assessment, actor=actor, channel="api")
+        assessment = selectors.assessment_or_pending_for(actor, checked_id(assessment_id, "Assessment"))
+        services.delete(assessment=assessment, actor=actor, channel="api", expected_version=if_match_version(request))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -328,7 +291,7 @@ class AssessmentOverrideApi(APIView):
         data = OverrideInput(data=request.data)
         data.is_valid(raise_exception=True)
         fields = dict(data.validated_data)
-        new = services.override_feedback(
+        new = services.override(
             assessment=assessment,
             actor=actor,
             channel="api",

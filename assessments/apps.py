@@ -6,11 +6,11 @@ class AssessmentsConfig(AppConfig):
     verbose_name = "Assessments"
 
     def ready(self):
-        # Feedback that arrived before its trace is attached when the trace is first stored
-        # (traces cannot import assessments, so the hook is registered from this side).
-        from traces.services import trace_created_hooks
+        # Feedback that arrived before its trace (or span) is attached when the trace is stored
+        # or gets spans (traces cannot import assessments, so the hook is registered from this side).
+        from traces.services import trace_stored_hooks
 
-        from .services import attach_pending_on_create
+        from .services.held import attach_on_ingest
 
-        if attach_pending_on_create not in trace_created_hooks:
-            trace_created_hooks.append(attach_pending_on_create)
+        if attach_on_ingest not in trace_stored_hooks:
+            trace_stored_hooks.append(attach_on_ingest)

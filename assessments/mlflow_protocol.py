@@ -27,7 +27,7 @@ from feedbackhub.timeouts import bounded_search
 from traces import mlflow_protocol as protocol
 from traces import selectors as trace_selectors
 from traces import services as trace_services
-from traces.models import SPAN_ID_RE, TRACE_ID_RE, Span, Trace
+from traces.models import SPAN_ID_RE, TRACE_ID_RE, Trace
 from traces.otlp import (
     COLUMN_ATTRIBUTES,
     MAX_TIME_NS,
@@ -37,7 +37,7 @@ from traces.otlp import (
 )
 
 from . import selectors, services
-from .models import Assessment, PendingAssessment
+from .models import Assessment
 
 logger = logging.getLogger(__name__)
 
@@ -335,8 +335,8 @@ def _store_embedded(trace: Trace, raw_assessments, actor) -> None:
             if fields["assessment_id"] in known:
                 continue
             with transaction.atomic():
-                assessment = _create(trace, fields, actor)
-            known.add(assessment.pk)
+                created = services.create(trace=trace, actor=actor, channel=CHANNEL, **fields)
+            known.add(created.assessment.pk)
         except (MlflowError, ValidationError, trace_services.Conflict, Http404) as exc:
             logger.warning(
                 "StartTraceV3 for %s: skipped embedded assessment %r: %s",
@@ -374,7 +374,6 @@ def start_trace(request, message, actor):
             **fields,
         )
         _store_embedded(trace, info.get("assessments"), actor)
-    services.attach_pending(trace)
     trace = _one_trace(actor, trace_id, spans=False)
     # Without spansLocation the client uploads the spans as a traces.json artifact as well,
     # which is the fallback when this arrived before the OTLP export.
@@ -479,7 +478,6 @@ def trace_artifact(request, message, actor, experiment_id, trace_id, path):
             trace_id=trace_id,
             spans=spans,
         )
-    services.attach_pending(trace)
     return HttpResponse(status=200)
 
 
@@ -561,100 +559,24 @@ def search_traces(request, message, actor):
 # --- assessments ----------------------------------------------------------------------------
 
 
-def _create(trace: Trace, fields: dict, actor) -> Assessment:
-    """Create (or override) on a stored trace through the services."""
-    common = {
-        "actor": actor,
-        "channel": CHANNEL,
-        "value": fields["value"],
-        "rationale": fields["rationale"],
-        "source_type": fields["source_type"],
-        "source_id": fields["source_id"],
-        "metadata": fields["metadata"],
-        "assessment_id": fields["assessment_id"],
-        "create_time": fields["create_time"],
-    }
-    if fields["overrides"]:
-        old = Assessment.objects.filter(pk=fields["overrides"], trace_id=trace.pk).first()
-        if old is None:
-            raise MlflowError.not_found(f"Assessment with ID '{fields['overrides']}' not found for trace '{trace.pk}'")
-        if old.kind != Assessment.Kind.FEEDBACK:
-            raise MlflowError.invalid(
-                f"Assessment {old.pk} is not a feedback assessment; only feedback can be overridden."
-            )
-        return services.override_feedback(assessment=old, error=fields["error"], **common)
-    if fields["kind"] == Assessment.Kind.FEEDBACK:
-        return services.log_feedback(
-            trace=trace,
-            name=fields["name"],
-            error=fields["error"],
-            span_id=fields["span_id"],
-            **common,
-        )
-    return services.log_expectation(trace=trace, name=fields["name"], span_id=fields["span_id"], **common)
-
-
-def _duplicate(assessment_id: str | None) -> None:
-    """MLflow answers a reused client-chosen id with a 500 (retried for minutes); say what is wrong."""
-    if assessment_id and (
-        Assessment.objects.filter(pk=assessment_id).exists()
-        or PendingAssessment.objects.filter(pk=assessment_id).exists()
-    ):
-        raise MlflowError(
-            "RESOURCE_ALREADY_EXISTS",
-            f"An assessment with ID '{assessment_id}' already exists.",
-        )
-
-
-def _span_pending(trace: Trace, span_id: str | None) -> bool:
-    """Span feedback waits when its span is not stored yet and more spans may still come."""
-    if not span_id or Span.objects.filter(trace_id=trace.pk, span_id=span_id).exists():
-        return False
-    trace = Trace.objects.get(pk=trace.pk)  # the span count and metadata (create_assessment reads only the id)
-    return protocol.expected_span_count(trace) is None or not protocol.is_complete(trace)
-
-
 @protocol.mlflow_endpoint("POST")
 def create_assessment(request, message, actor, trace_id):
     """CreateAssessment (log_feedback, log_expectation, override_feedback). Feedback for a
     trace (or span) that has not arrived yet is held and attached when it does."""
     fields = parse_assessment(message.get("assessment"), trace_id=trace_id)
-    _duplicate(fields["assessment_id"])
-    if not fields["overrides"] and not fields["span_id"]:
-        # a plain create on a stored trace: the trace lookup and the insert are one statement;
-        # when that writes nothing, the path below decides (pending feedback, 404, errors)
-        plain = {key: value for key, value in fields.items() if key not in ("overrides", "span_id")}
-        created = services.create_by_trace_id(trace_id=trace_id, actor=actor, channel=CHANNEL, **plain)
-        if created is not None:
-            return protocol.json_response({"assessment": assessment_json(created)})
-    pending_override = (
-        bool(fields["overrides"]) and selectors.pending_for(actor, fields["overrides"], trace_id) is not None
-    )
     try:
-        # id and experiment only (a full trace row through the ORM was half the request's CPU);
-        # _span_pending reads the rest when it needs it. None: held until the trace arrives.
-        trace = services.trace_for_create(actor, trace_id)
+        created = services.create(trace_id=trace_id, actor=actor, channel=CHANNEL, **fields)
     except Http404:
         raise MlflowError.not_found(f"Trace with ID '{trace_id}' not found.") from None
-    if trace is None and fields["overrides"] and not pending_override:
-        raise MlflowError.not_found(f"Assessment with ID '{fields['overrides']}' not found for trace '{trace_id}'")
-    if trace is None or pending_override or (not fields["overrides"] and _span_pending(trace, fields["span_id"])):
-        kind = fields.pop("kind")
-        assessment = services.hold_pending(trace_id=trace_id, kind=kind, actor=actor, channel=CHANNEL, **fields)
-    else:
-        assessment = _create(trace, fields, actor)
-    return protocol.json_response({"assessment": assessment_json(assessment)})
+    return protocol.json_response({"assessment": assessment_json(created.assessment)})
 
 
-def _assessment_or_pending(actor, trace_id: str, assessment_id: str) -> tuple[Assessment | None, object | None]:
-    """(stored assessment, None) or (None, pending row); 404 in MLflow's words otherwise."""
-    assessment = Assessment.objects.select_related("trace").filter(pk=assessment_id, trace_id=trace_id).first()
-    if assessment is not None and actor.role(assessment.experiment_id) is not None:
-        return assessment, None
-    pending = selectors.pending_for(actor, assessment_id, trace_id)
-    if pending is not None:
-        return None, pending
-    raise MlflowError.not_found(f"Assessment with ID '{assessment_id}' not found for trace '{trace_id}'")
+def _assessment(actor, trace_id: str, assessment_id: str) -> Assessment:
+    """The stored or held assessment; 404 in MLflow's words otherwise."""
+    found = selectors.assessment_on_trace(actor, trace_id, assessment_id)
+    if found is None:
+        raise MlflowError.not_found(f"Assessment with ID '{assessment_id}' not found for trace '{trace_id}'")
+    return found
 
 
 def _update_mask(message: dict) -> list[str]:
@@ -718,22 +640,12 @@ def _changes(message: dict, kind: str, current_metadata: dict) -> dict:
 def assessment_detail(request, message, actor, trace_id, assessment_id):
     """GetAssessment, UpdateAssessment (update_mask) and DeleteAssessment (idempotent)."""
     if request.method == "DELETE":
-        assessment = Assessment.objects.filter(pk=assessment_id, trace_id=trace_id).first()
-        if assessment is not None and actor.role(assessment.experiment_id) is not None:
-            services.delete_assessment(assessment=assessment, actor=actor, channel=CHANNEL)
-        else:
-            pending = selectors.pending_for(actor, assessment_id, trace_id)
-            if pending is not None:
-                services.delete_pending(pending=pending, actor=actor)
+        found = selectors.assessment_on_trace(actor, trace_id, assessment_id)
+        if found is not None:
+            services.delete(assessment=found, actor=actor, channel=CHANNEL)
         return protocol.json_response({})
-    assessment, pending = _assessment_or_pending(actor, trace_id, assessment_id)
-    if request.method == "GET":
-        shown = assessment if assessment is not None else selectors.pending_as_assessment(pending)
-        return protocol.json_response({"assessment": assessment_json(shown)})
-    current = assessment if assessment is not None else selectors.pending_as_assessment(pending)
-    changes = _changes(message, current.kind, current.metadata or {})
-    if assessment is not None:
-        updated = services.update_assessment(assessment=assessment, actor=actor, channel=CHANNEL, **changes)
-    else:
-        updated = services.update_pending(pending=pending, actor=actor, **changes)
-    return protocol.json_response({"assessment": assessment_json(updated)})
+    assessment = _assessment(actor, trace_id, assessment_id)
+    if request.method == "PATCH":
+        changes = _changes(message, assessment.kind, assessment.metadata or {})
+        assessment = services.update(assessment=assessment, actor=actor, channel=CHANNEL, **changes)
+    return protocol.json_response({"assessment": assessment_json(assessment)})

@@ -15,11 +15,11 @@ import hashlib
 import logging
 
 from django.conf import settings
-from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
-from django.http import Http404, HttpResponse, JsonResponse
+from django.http import HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
+from feedbackhub.errors import DATABASE_ERRORS, translate
 from traces import mlflow_protocol as protocol
 from traces import otlp
 from traces import services as trace_services
@@ -117,15 +117,8 @@ def _log_evaluations(trace: Trace, decoded: otlp.DecodedTrace, actor: Actor) -> 
         )
 
 
-def _error(status: int, message: str) -> JsonResponse:
+def _error(status: int, message: str, code: str) -> JsonResponse:
     # MLflow's /v1/traces (FastAPI) answers {"detail": …}; error_code helps the mlflow client.
-    code = {
-        401: "UNAUTHENTICATED",
-        403: "PERMISSION_DENIED",
-        404: "RESOURCE_DOES_NOT_EXIST",
-        409: "RESOURCE_CONFLICT",
-        413: "RESOURCE_EXHAUSTED",
-    }.get(status, "INVALID_PARAMETER_VALUE")
     return JsonResponse({"detail": message, "error_code": code, "message": message}, status=status)
 
 
@@ -133,7 +126,7 @@ def _error(status: int, message: str) -> JsonResponse:
 def otlp_traces(request):
     """POST /v1/traces: store the spans of every trace in the request, or nothing."""
     if request.method != "POST":
-        return _error(405, "Use POST with an OTLP ExportTraceServiceRequest.")
+        return _error(405, "Use POST with an OTLP ExportTraceServiceRequest.", "INVALID_PARAMETER_VALUE")
     try:
         actor = protocol.request_actor(request)
         experiment = _experiment(request, actor)
@@ -158,23 +151,12 @@ def otlp_traces(request):
                 )
                 _log_evaluations(trace, item, actor)
                 stored.append(trace)
-    except protocol.MlflowError as exc:
-        return _error(exc.status, exc.message)
-    except _Refused as exc:
-        return _error(exc.status, exc.message)
-    except otlp.OtlpError as exc:
-        return _error(exc.status, str(exc))
-    except ValidationError as exc:
-        return _error(400, protocol.validation_message(exc))
-    except PermissionDenied as exc:
-        return _error(403, str(exc) or "Permission denied.")
-    except Http404 as exc:
-        return _error(404, str(exc))
-    except trace_services.Conflict as exc:
-        return _error(409, str(exc))
-    for trace in stored:
-        # Feedback that waited for these spans (span-level feedback) can attach now.
-        services.attach_pending(trace)
+    except Exception as exc:
+        # the one translation (feedbackhub.errors); a lost database is the middleware's 503
+        answer = None if isinstance(exc, DATABASE_ERRORS) else translate(exc)
+        if answer is None:
+            raise
+        return _error(answer.status, answer.message, answer.mlflow_code)
     if stored:
         logger.debug("otlp: %d trace(s) into experiment %s", len(stored), experiment.pk)
     body, content_type = otlp.export_response(request.content_type)

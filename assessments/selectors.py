@@ -50,8 +50,14 @@ def history_for(assessment_id: str) -> QuerySet[Revision]:
 
 def history_visible_to(actor: Actor, assessment_id: str) -> QuerySet[Revision]:
     """The history if the actor may see the experiment it belongs to (also after a delete); Http404 otherwise."""
-    first = Revision.objects.filter(assessment_id=assessment_id).only("experiment_id").first()
-    if first is None or first.experiment_id is None or actor.role(first.experiment_id) is None:
+    first = Revision.objects.filter(assessment_id=assessment_id).only("experiment_id", "actor_key").first()
+    if first is None:
+        raise Http404(f"Assessment {assessment_id} not found.")
+    if first.experiment_id is None:
+        # held feedback (its trace has not arrived): only the key that sent it reads its history
+        if actor.api_key is None or first.actor_key_id != actor.api_key.pk:
+            raise Http404(f"Assessment {assessment_id} not found.")
+    elif actor.role(first.experiment_id) is None:
         raise Http404(f"Assessment {assessment_id} not found.")
     return history_for(assessment_id)
 
@@ -341,6 +347,16 @@ def assessment_or_pending_for(actor: Actor, assessment_id: str) -> Assessment:
         if pending is None:
             raise
         return pending_as_assessment(pending)
+
+
+def assessment_on_trace(actor: Actor, trace_id: str, assessment_id: str) -> Assessment | None:
+    """The assessment of the trace if the actor may see it, else the actor's held one with that
+    id (as `pending_as_assessment`), else None."""
+    assessment = Assessment.objects.filter(pk=assessment_id, trace_id=trace_id).first()
+    if assessment is not None and actor.role(assessment.experiment_id) is not None:
+        return assessment
+    pending = pending_for(actor, assessment_id, trace_id)
+    return pending_as_assessment(pending) if pending is not None else None
 
 
 def pending_for_trace(actor: Actor, trace_id: str) -> list[Assessment]:

@@ -1,10 +1,7 @@
 """DRF plumbing shared by the apps: the JSON parser, the exception handler, the API key's
 OpenAPI security scheme and the documented error responses."""
 
-from django.core.exceptions import ObjectDoesNotExist
-from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.http import Http404
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, inline_serializer
@@ -12,6 +9,8 @@ from rest_framework import exceptions, parsers, serializers, status
 from rest_framework.response import Response
 from rest_framework.serializers import as_serializer_error
 from rest_framework.views import exception_handler as drf_exception_handler
+
+from .errors import translate
 
 # Deeper JSON is refused: Python's recursion limit would otherwise turn it into a 500 somewhere
 # between parsing, validation and the database adapter.
@@ -50,27 +49,17 @@ class JSONParser(parsers.JSONParser):
 
 
 def exception_handler(exc, context):
-    """Translate service exceptions into DRF's error shape, then defer to DRF.
-
-    Django ValidationError → 400 with field errors; an exception carrying
-    `http_status` (the services' Conflict → 409, StaleVersion → 412) → that status;
-    a missing row → 404.
+    """Translate service exceptions (feedbackhub.errors.translate) into DRF's error shape,
+    then defer to DRF for its own. Django ValidationError → 400 with field errors
+    (`{"field": ["problem"]}`); the others → their status with `{"detail": message}`.
     """
     if isinstance(exc, DjangoValidationError):
         exc = exceptions.ValidationError(as_serializer_error(exc))
-    elif isinstance(exc, ObjectDoesNotExist):
-        exc = Http404(str(exc) or "Not found.")
-    elif isinstance(exc, DjangoPermissionDenied):
-        exc = exceptions.PermissionDenied(str(exc) or None)
-    elif hasattr(exc, "http_status"):
-        response = Response({"detail": str(exc)}, status=exc.http_status)
-        current = getattr(exc, "assessment", None)
-        if current is not None:
-            response["ETag"] = f'"{current.version}"'
-        return response
+    elif not isinstance(exc, exceptions.APIException):
+        answer = translate(exc)
+        if answer is not None:
+            return Response({"detail": answer.message}, status=answer.status, headers=answer.headers)
     response = drf_exception_handler(exc, context)
-    if isinstance(exc, Http404) and response is not None and str(exc):
-        response.data = {"detail": str(exc)}
     if response is not None and response.status_code == status.HTTP_405_METHOD_NOT_ALLOWED:
         response.data = {"detail": response.data.get("detail", "Method not allowed.")}
     return response

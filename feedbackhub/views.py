@@ -13,7 +13,7 @@ from django.http import JsonResponse
 from django.views import defaults
 from django.views.decorators.http import require_GET
 
-from .middleware import DATABASE_ERRORS, RETRY_AFTER_SECONDS, database_unavailable, error_response
+from .errors import DATABASE_ERRORS, RETRY_AFTER_SECONDS, error_response, respond
 from .security import GuardedAuthenticationForm
 
 API_PREFIXES = ("/api/", "/v1/", "/ajax-api/")
@@ -58,7 +58,7 @@ def server_error(request, *args, **kwargs):
     Retry-After; other failures are a JSON 500 on API paths and the 500 page elsewhere."""
     exception = sys.exc_info()[1]
     if isinstance(exception, DATABASE_ERRORS):
-        return database_unavailable(request, exception)
+        return respond(request, exception)
     if request.path.startswith(API_PREFIXES):
         return error_response(request, 500, "Server error.", "INTERNAL_ERROR")
     return defaults.server_error(request)

@@ -23,7 +23,6 @@ import logging
 import re
 from datetime import datetime, timedelta, timezone
 
-from django.core.exceptions import ObjectDoesNotExist, PermissionDenied, ValidationError
 from django.db.models import (
     DurationField,
     ExpressionWrapper,
@@ -37,6 +36,7 @@ from django.views.decorators.csrf import csrf_exempt
 from rest_framework.exceptions import AuthenticationFailed
 
 from feedbackhub import values
+from feedbackhub.errors import DATABASE_ERRORS, translate
 from feedbackhub.timeouts import SearchTimeout
 
 from . import selectors, services
@@ -104,18 +104,6 @@ class MlflowError(Exception):
 
 def error_response(error: MlflowError) -> JsonResponse:
     return JsonResponse({"error_code": error.error_code, "message": error.message}, status=error.status)
-
-
-def validation_message(exc: ValidationError) -> str:
-    """One line naming every field and its problem."""
-    if hasattr(exc, "error_dict"):
-        return "; ".join(
-            f"{field}: {' '.join(str(m) for m in messages)}"
-            if field != "__all__"
-            else " ".join(str(m) for m in messages)
-            for field, messages in exc.message_dict.items()
-        )
-    return " ".join(exc.messages)
 
 
 # --- the request plumbing ------------------------------------------------------------------
@@ -210,20 +198,16 @@ def mlflow_endpoint(*methods: str, auth: bool = True, body: bool = True, export:
                 else:
                     message = _json_body(request, export=export)
                 return view(request, message, actor, *args, **kwargs)
-            except MlflowError as exc:
-                return error_response(exc)
-            except ValidationError as exc:
-                return error_response(MlflowError.invalid(validation_message(exc)))
             except FilterError as exc:
                 return error_response(MlflowError.invalid(f"Invalid filter: {exc}"))
-            except PermissionDenied as exc:
-                return error_response(MlflowError("PERMISSION_DENIED", str(exc) or "Permission denied."))
-            except (Http404, ObjectDoesNotExist) as exc:
-                return error_response(MlflowError.not_found(str(exc) or "Not found."))
-            except services.Conflict as exc:
-                return error_response(MlflowError("RESOURCE_CONFLICT", str(exc), status=409))
             except SearchTimeout as exc:
                 return error_response(MlflowError.invalid(exc.message))
+            except Exception as exc:
+                # the one translation (feedbackhub.errors); a lost database is the middleware's 503
+                answer = None if isinstance(exc, DATABASE_ERRORS) else translate(exc)
+                if answer is None:
+                    raise
+                return error_response(MlflowError(answer.mlflow_code, answer.message, status=answer.mlflow_status))
 
         return wrapper
 

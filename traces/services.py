@@ -55,8 +55,9 @@ TRACE_FIELDS = [
     "client_request_id",
 ]
 # Called inside the ingest transaction with (trace, actor, channel) when a trace id is first
-# stored. The assessments app registers the hook that attaches feedback which arrived early.
-trace_created_hooks: list[Callable[[Trace, Actor, str], None]] = []
+# stored or receives spans. The assessments app registers the hook that attaches feedback
+# which arrived early (the one mechanism: no endpoint attaches on its own).
+trace_stored_hooks: list[Callable[[Trace, Actor, str], None]] = []
 
 
 class Conflict(Exception):
@@ -270,8 +271,8 @@ def ingest_trace(
             if not created:
                 trace.span_count = Span.objects.filter(trace_id=trace_id).count()
                 trace.save(update_fields=["span_count", "updated_at"])
-        if created:
-            for hook in trace_created_hooks:
+        if created or spans:
+            for hook in trace_stored_hooks:
                 hook(trace, actor, channel)
     return trace, created
 

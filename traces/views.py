@@ -229,7 +229,7 @@ def trace_detail(request: HtmxHttpRequest, trace_id: str) -> HttpResponse:
 
 def panel_state_from(params) -> dict:
     """Panel arguments from the query string (?add=feedback&name=…, ?edit=<id>, ?history=<id> …)."""
-    from assessments.views import panel_state_from_params
+    from assessments.panel import panel_state_from_params
 
     return panel_state_from_params(params)
 
@@ -243,7 +243,7 @@ def render_trace_page(
     (tree columns only), the role, the previous and the next trace of the list, the selected span's
     payload; plus the names for suggestions when a form is open.
     """
-    from assessments.views import panel_context
+    from assessments.panel import panel_context
 
     trace = selectors.trace_for_review(actor, trace_id)
     ctx = ListContext.from_params(request.GET if request.method == "GET" else request.POST)

@@ -255,7 +255,7 @@ def test_trace_and_span_representations_agree_with_drfs_field_walk(trace):
 def test_batch_copy_rows_equal_djangos_insert_values(trace):
     import json
 
-    from assessments.services import _revision
+    from assessments.services.revisions import revision as _revision
     from feedbackhub.bulk import copy_values as _copy_values
     from feedbackhub.bulk import insert_values as _insert_values
 

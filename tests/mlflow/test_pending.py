@@ -142,7 +142,7 @@ def test_expiry_logs_each_item(api, settings, caplog, capsys):
     settings.FEEDBACKHUB_PENDING_FEEDBACK_SECONDS = 60
     trace_id = new_trace_id()
     api.log(trace_id, payloads.feedback())
-    assert services.expire_pending() == []  # not due yet
+    assert services.expire_held() == []  # not due yet
     caplog.set_level(logging.WARNING, logger="assessments.pending")
     PendingAssessment.objects.update(expires_at=timezone.now() - timedelta(seconds=1))
     call_command("expire_pending")
@@ -159,15 +159,15 @@ def test_expiry_attaches_items_whose_trace_did_arrive(api, experiment):
     from traces import services as trace_services
     from traces.access import Actor
 
-    hooks, trace_services.trace_created_hooks[:] = list(trace_services.trace_created_hooks), []
+    hooks, trace_services.trace_stored_hooks[:] = list(trace_services.trace_stored_hooks), []
     try:
         trace_services.ingest_trace(
             experiment=experiment, actor=Actor.for_system("t"), channel="api", trace_id=trace_id, spans=make_spans(1)
         )
     finally:
-        trace_services.trace_created_hooks[:] = hooks
+        trace_services.trace_stored_hooks[:] = hooks
     assert PendingAssessment.objects.exists()
-    services.expire_pending(now=timezone.now() + timedelta(days=365))
+    services.expire_held(now=timezone.now() + timedelta(days=365))
     assert Assessment.objects.get().trace_id == trace_id
 
 

@@ -14,7 +14,7 @@ class Command(BaseCommand):
     help = "Expire pending feedback whose trace (or span) did not arrive in time; logs each expired item."
 
     def handle(self, *args, **options):
-        expired = services.expire_pending()
+        expired = services.expire_held()
         for pending in expired:
             self.stdout.write(
                 f"expired {pending.kind} {pending.assessment_id} for trace {pending.trace_id} "
