@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import time
 from datetime import timedelta
 
@@ -38,12 +40,23 @@ class ApiKeyUser:
         return self.get_username()
 
 
-def bearer_token(request) -> str | None:
-    header = request.META.get("HTTP_AUTHORIZATION", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+def api_key_credential(request) -> str | None:
+    """The one credential resolver: the API key a request carries, as `Authorization: Bearer
+    <key>` (MLFLOW_TRACKING_TOKEN) or HTTP basic auth whose password is the key
+    (MLFLOW_TRACKING_USERNAME/PASSWORD); None when it carries neither (or a garbled one)."""
+    scheme, _, credentials = request.META.get("HTTP_AUTHORIZATION", "").partition(" ")
+    credentials = credentials.strip()
+    if not credentials:
         return None
-    return token.strip()
+    scheme = scheme.lower()
+    if scheme == "bearer":
+        return credentials
+    if scheme == "basic":
+        try:
+            return base64.b64decode(credentials, validate=True).decode().partition(":")[2] or None
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+    return None
 
 
 # Resolved keys stay in this process for FEEDBACKHUB_API_KEY_CACHE_SECONDS (default 5), so a
@@ -117,7 +130,7 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
     keyword = "Bearer"
 
     def authenticate(self, request):
-        token = bearer_token(request)
+        token = api_key_credential(request)
         if token is None:
             return None
         actor = actor_for_key(token)

@@ -41,7 +41,7 @@ from feedbackhub.timeouts import SearchTimeout
 
 from . import selectors, services
 from .access import Actor
-from .authentication import actor_for_key, bearer_token
+from .authentication import actor_for_key, api_key_credential
 from .filters import FilterError, JSONKeyText
 from .models import Experiment, Span, Trace
 
@@ -112,14 +112,7 @@ def error_response(error: MlflowError) -> JsonResponse:
 def request_actor(request) -> Actor:
     """The API key behind `Authorization: Bearer <key>` (MLFLOW_TRACKING_TOKEN) or HTTP basic
     auth whose password is the key (MLFLOW_TRACKING_USERNAME/PASSWORD); 401 otherwise."""
-    raw = bearer_token(request)
-    if raw is None:
-        scheme, _, credentials = request.META.get("HTTP_AUTHORIZATION", "").partition(" ")
-        if scheme.lower() == "basic" and credentials.strip():
-            try:
-                raw = base64.b64decode(credentials.strip(), validate=True).decode().partition(":")[2] or None
-            except (binascii.Error, UnicodeDecodeError):
-                raw = None
+    raw = api_key_credential(request)
     if raw is None:
         raise MlflowError(
             "UNAUTHENTICATED",
