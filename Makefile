@@ -9,8 +9,14 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 # Extra pytest arguments, e.g. `make test PYTEST_ARGS="-k api -x"`.
 PYTEST_ARGS ?=
+# pytest-xdist workers for `make test` / `make test-fast` (one test database per worker:
+# test_<name>_gw0, _gw1, … on PostgreSQL); `make test XDIST=0` runs in one process.
+XDIST ?= auto
+# What `make test-fast` leaves out: the browser, the live-server clients (mlflow, OpenTelemetry),
+# fuzzing and property tests, and the failure tests of `make reliability`.
+FAST_MARKERS ?= not browser and not live and not fuzz and not reliability
 
-.PHONY: venv run test
+.PHONY: venv run test test-fast
 
 venv: $(STAMP)
 
@@ -26,8 +32,13 @@ run: venv
 	@echo "Serving on http://$(HOST):$(PORT)/ (admin at /admin/, API docs at /api/docs/). Ctrl-C stops."
 	$(BIN)/python manage.py runserver $(HOST):$(PORT)
 
+# The whole suite (browser, live clients and fuzzing included), in parallel.
 test: venv
-	$(BIN)/pytest --create-db $(PYTEST_ARGS)
+	$(BIN)/pytest --create-db -n $(XDIST) $(PYTEST_ARGS)
+
+# The quick loop while working: everything but the slow kinds above, in parallel.
+test-fast: venv
+	$(BIN)/pytest -q -n $(XDIST) -m "$(FAST_MARKERS)" $(PYTEST_ARGS)
 
 # Production serving (gunicorn + whitenoise, settings in gunicorn.conf.py) on PostgreSQL.
 # DATABASE_URL defaults to a local `feedbackhub` database (created when missing). Plain HTTP on

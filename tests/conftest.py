@@ -97,3 +97,11 @@ def api_client(api_key):
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {api_key[1]}")
     return client
+
+
+def pytest_collection_modifyitems(config, items):
+    """Property and fuzz tests (hypothesis, schemathesis) carry the `fuzz` marker, so
+    `make test-fast` can leave them out (`-m "not fuzz"`)."""
+    for item in items:
+        if "fuzz" in item.module.__name__ or getattr(getattr(item, "obj", None), "is_hypothesis_test", False):
+            item.add_marker(pytest.mark.fuzz)
