@@ -63,12 +63,14 @@ def create(
     or a feedback that overrides assessment `overrides` of that trace.
 
     Decides, in this order: a client-chosen id that is taken (DuplicateId); the one-statement
-    insert for a plain create by an API key; the trace lookup (Http404 when it is neither
-    visible nor holdable); holding the create when the trace, the overridden held feedback
-    or (MLflow) the span has not arrived yet; the input check (ValidationError, raised after
-    the lookup so an unknown trace answers 404 first); the override and its kind rule;
-    idempotency (a used key replays). Raises PermissionDenied, ValidationError, Conflict,
-    Http404 and Assessment.DoesNotExist (an unknown overridden assessment).
+    insert for a plain create by an API key (fastsql); the trace lookup (Http404 when it is
+    neither visible nor holdable); the input check (ValidationError, raised after the lookup
+    so an unknown trace answers 404 first) and the override kind rule; holding the create
+    when the trace, the overridden held feedback or (MLflow) the span has not arrived yet;
+    the override; idempotency (a used key replays). With `trace` given (UI, admin, OTLP
+    events, embedded assessments) there is no lookup and nothing waits. Raises
+    PermissionDenied, ValidationError, Conflict, Http404 and Assessment.DoesNotExist (an
+    unknown overridden assessment).
     """
     trace_id = trace.pk if trace is not None else trace_id
     try:
@@ -105,13 +107,13 @@ def create(
         raise Assessment.DoesNotExist(f"Assessment with ID '{overrides}' not found for trace '{trace_id}'")
     if invalid is not None:
         raise invalid
+    if overrides and kind != Assessment.Kind.FEEDBACK:
+        raise ValidationError("Only feedback can override another assessment.")
     if (
         trace is None
         or holds_override
         or (looked_up and not overrides and held.waits_for_span(trace, fields["span_id"], channel))
     ):
-        if kind != Assessment.Kind.FEEDBACK and overrides:
-            raise ValidationError("Only feedback can override another assessment.")
         assessment = held.hold(
             trace_id=trace_id,
             kind=kind,

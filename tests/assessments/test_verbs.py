@@ -27,9 +27,7 @@ def key_actor(experiment):
 
 
 def actions(assessment_id):
-    return [
-        (r.action, r.experiment_id) for r in Revision.objects.filter(assessment_id=assessment_id).order_by("id")
-    ]
+    return [(r.action, r.experiment_id) for r in Revision.objects.filter(assessment_id=assessment_id).order_by("id")]
 
 
 def create(actor, trace_id, **fields):
@@ -138,7 +136,9 @@ def test_permission_predicates_match_what_the_verbs_allow(trace, reviewer, other
     assert not services.can_change(other, mine) and not services.can_override(other, mine)
     with pytest.raises(PermissionDenied):
         services.update(assessment=mine, actor=other, channel="ui", value=False)
-    judge = services.log_feedback(trace=trace, name="j", value=0.1, source_type="LLM_JUDGE", actor=SYSTEM, channel="api")
+    judge = services.log_feedback(
+        trace=trace, name="j", value=0.1, source_type="LLM_JUDGE", actor=SYSTEM, channel="api"
+    )
     assert services.can_override(other, judge)
     services.override(assessment=judge, actor=other, channel="ui", value=0.9)
     assert not services.can_override(other, Assessment.objects.get(pk=judge.pk))  # no longer valid
@@ -229,7 +229,9 @@ def test_an_experiment_rule_applies_to_single_batch_and_held_writes(monkeypatch,
     with pytest.raises(ValidationError, match="takes booleans"):
         create(key_actor, trace.pk, value=3)
     with pytest.raises(services.BatchValidationError):
-        services.log_feedback_batch(items=[{"trace_id": trace.pk, "name": "n", "value": 3}], actor=key_actor, channel="api")
+        services.log_feedback_batch(
+            items=[{"trace_id": trace.pk, "name": "n", "value": 3}], actor=key_actor, channel="api"
+        )
     assert create(key_actor, trace.pk, value=True).outcome == services.CREATED
     trace_id = new_trace_id()
     create(key_actor, trace_id, value=3)  # held: the experiment is not known yet
