@@ -105,6 +105,8 @@ def create(
         trace = held.trace_or_hold(actor, trace_id)
     if trace is None and overrides and not holds_override:
         raise Assessment.DoesNotExist(f"Assessment with ID '{overrides}' not found for trace '{trace_id}'")
+    if trace is not None:
+        actor.require(trace.experiment_id, REVIEWER)  # a reader learns nothing about the input
     if invalid is not None:
         raise invalid
     if overrides and kind != Assessment.Kind.FEEDBACK:
