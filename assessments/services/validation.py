@@ -29,7 +29,7 @@ EDITABLE_FIELDS = ("name", "value", "error", "rationale", "metadata")
 # Rules that depend on the experiment: callables (experiment_id, kind, fields) that raise
 # ValidationError. `fields` holds the cleaned create fields (or an update's resulting state).
 # Registered by the apps that own the rules; while any is registered the one-statement
-# create (fastsql.create_by_trace_id, which learns the experiment only as it inserts) steps aside.
+# create (verbs._create_by_trace_id, which learns the experiment only as it inserts) steps aside.
 EXPERIMENT_RULES: list[Callable[[int, str, dict], None]] = []
 
 
