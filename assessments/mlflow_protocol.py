@@ -363,7 +363,7 @@ def start_trace(request, message, actor):
         raise MlflowError.invalid(
             "Missing value for required parameter 'trace.trace_info.trace_location.mlflow_experiment'."
         )
-    experiment = protocol.experiment_or_404(actor, experiment_id)
+    experiment = protocol.ingest_experiment_or_404(actor, experiment_id)
     fields = _ingest_fields(info)
     with transaction.atomic():
         trace, _ = trace_services.ingest_trace(
@@ -458,7 +458,7 @@ def trace_artifact(request, message, actor, experiment_id, trace_id, path):
             "NOT_IMPLEMENTED",
             f"FeedbackHub keeps no trace artifacts other than traces.json (got {path!r}).",
         )
-    experiment = protocol.experiment_or_404(actor, experiment_id)
+    experiment = protocol.ingest_experiment_or_404(actor, experiment_id)
     if request.method == "GET":
         trace = _one_trace(actor, trace_id, spans=True)
         if trace.experiment_id != experiment.pk:

@@ -3,8 +3,9 @@
 Any OpenTelemetry exporter, and the mlflow client's span export, post here with
 `Authorization: Bearer <api key>`. The experiment comes from `x-mlflow-experiment-id`,
 from `x-feedbackhub-experiment` (a name or an id), or from the key's only experiment.
-Spans are decoded by `traces.otlp` and stored through `traces.services.ingest_trace`,
-all traces of one request in one transaction (a bad body stores nothing).
+Spans are decoded by `traces.otlp` and stored through `traces.services.ingest_export`,
+all traces of one request in one transaction (a bad body stores nothing; a trace whose id
+another experiment holds is refused alone and reported in `partial_success`).
 `gen_ai.evaluation.result` events become feedback on their span, which is why this
 view lives in the assessments app.
 """
@@ -15,7 +16,7 @@ import hashlib
 import logging
 
 from django.conf import settings
-from django.db import transaction
+from django.core.exceptions import ValidationError
 from django.http import HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
@@ -23,7 +24,7 @@ from feedbackhub.errors import DATABASE_ERRORS, translate
 from traces import mlflow_protocol as protocol
 from traces import otlp
 from traces import services as trace_services
-from traces.access import Actor, visible_experiments
+from traces.access import Actor
 from traces.models import Experiment, Trace
 
 from . import services
@@ -44,37 +45,21 @@ class _Refused(Exception):
 
 
 def _experiment(request, actor: Actor) -> Experiment:
+    """The experiment named by the headers, else the key's only one (traces.services.experiment_for_ingest)."""
     experiment_id = request.headers.get(EXPERIMENT_ID_HEADER, "").strip()
-    wanted = request.headers.get(EXPERIMENT_HEADER, "").strip()
     if experiment_id:
-        if experiment_id == protocol.DEFAULT_EXPERIMENT_ID:  # mlflow apps that never call set_experiment
-            return protocol.experiment_or_404(actor, experiment_id)
-        valid_id = experiment_id.isdigit() and len(experiment_id) <= 18
-        experiment = visible_experiments(actor).filter(pk=int(experiment_id)).first() if valid_id else None
-        if experiment is None:
-            raise _Refused(
-                404,
-                f"Experiment {experiment_id!r} ({EXPERIMENT_ID_HEADER}) not found for this API key.",
-            )
-        return experiment
+        return trace_services.experiment_for_ingest(actor, experiment_id=experiment_id, field=EXPERIMENT_ID_HEADER)
+    wanted = request.headers.get(EXPERIMENT_HEADER, "").strip()
     if wanted:
-        experiments = visible_experiments(actor)
-        experiment = experiments.filter(name=wanted).first()
-        if experiment is None and wanted.isdigit() and len(wanted) <= 18:
-            experiment = experiments.filter(pk=int(wanted)).first()
-        if experiment is None:
-            raise _Refused(
-                404,
-                f"Experiment {wanted!r} ({EXPERIMENT_HEADER}) not found for this API key.",
-            )
-        return experiment
-    if actor.api_key is not None and len(actor.key_experiment_ids) == 1:
-        return Experiment.objects.get(pk=next(iter(actor.key_experiment_ids)))
-    raise _Refused(
-        400,
-        f"Which experiment? Send {EXPERIMENT_ID_HEADER}: <id> or {EXPERIMENT_HEADER}: <name or id> "
-        "(not needed when the API key is scoped to one experiment).",
-    )
+        return trace_services.experiment_for_ingest(actor, name=wanted, field=EXPERIMENT_HEADER)
+    try:
+        return trace_services.experiment_for_ingest(actor, field=EXPERIMENT_ID_HEADER)
+    except ValidationError:
+        raise _Refused(
+            400,
+            f"Which experiment? Send {EXPERIMENT_ID_HEADER}: <id> or {EXPERIMENT_HEADER}: <name or id> "
+            "(not needed when the API key is scoped to one experiment).",
+        ) from None
 
 
 def evaluation_id(trace_id: str, evaluation: otlp.Evaluation) -> str:
@@ -124,7 +109,9 @@ def _error(status: int, message: str, code: str) -> JsonResponse:
 
 @csrf_exempt
 def otlp_traces(request):
-    """POST /v1/traces: store the spans of every trace in the request, or nothing."""
+    """POST /v1/traces: store the spans of every trace in the request, or nothing when the body
+    is bad. A trace whose id another experiment holds is left out and reported in
+    `partial_success` (rejected_spans, error_message); the others are stored."""
     if request.method != "POST":
         return _error(405, "Use POST with an OTLP ExportTraceServiceRequest.", "INVALID_PARAMETER_VALUE")
     try:
@@ -136,28 +123,24 @@ def otlp_traces(request):
             request.headers.get("Content-Encoding", ""),
             limit=settings.FEEDBACKHUB_MAX_BODY_BYTES,
         )
-        decoded = otlp.decode_traces(message)
-        stored = []
-        with transaction.atomic():
-            for item in decoded:
-                trace, _ = trace_services.ingest_trace(
-                    experiment=experiment,
-                    actor=actor,
-                    channel=CHANNEL,
-                    trace_id=item.trace_id,
-                    spans=item.spans,
-                    tags=item.tags,
-                    metadata=item.metadata,
-                )
-                _log_evaluations(trace, item, actor)
-                stored.append(trace)
+        decoded = {item.trace_id: item for item in otlp.decode_traces(message)}
+        result = trace_services.ingest_export(
+            experiment=experiment,
+            actor=actor,
+            channel=CHANNEL,
+            traces=[
+                {"trace_id": item.trace_id, "spans": item.spans, "tags": item.tags, "metadata": item.metadata}
+                for item in decoded.values()
+            ],
+            each=lambda trace, item: _log_evaluations(trace, decoded[item["trace_id"]], actor),
+        )
     except Exception as exc:
         # the one translation (feedbackhub.errors); a lost database is the middleware's 503
         answer = None if isinstance(exc, DATABASE_ERRORS) else translate(exc)
         if answer is None:
             raise
         return _error(answer.status, answer.message, answer.mlflow_code)
-    if stored:
-        logger.debug("otlp: %d trace(s) into experiment %s", len(stored), experiment.pk)
-    body, content_type = otlp.export_response(request.content_type)
+    if result.refused:
+        logger.info("otlp: refused %d trace(s) whose id is taken: %s", len(result.refused), result.error_message)
+    body, content_type = otlp.export_response(request.content_type, result.rejected_spans, result.error_message)
     return HttpResponse(body, content_type=content_type)

@@ -121,7 +121,9 @@ def visible_experiments(actor: Actor) -> QuerySet[Experiment]:
     if actor.system is not None or actor.is_staff:
         return Experiment.objects.all()
     if actor.api_key is not None:
-        return Experiment.objects.filter(pk__in=actor.key_experiment_ids)
+        # Read through the scope table, not the cached ids: an experiment the key created a moment
+        # ago through another worker is visible at once (traces.authentication caches ids for seconds).
+        return Experiment.objects.filter(api_keys=actor.api_key.pk)
     if actor.user is not None and actor.user.is_authenticated:
         return Experiment.objects.filter(memberships__user=actor.user)
     return Experiment.objects.none()

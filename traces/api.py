@@ -52,17 +52,6 @@ class ExperimentListApi(APIView):
         return Response(ExperimentOut(experiment).data, status=status.HTTP_201_CREATED)
 
 
-def _experiment_for_ingest(actor, experiment_id):
-    if experiment_id is None:
-        if actor.api_key is not None and len(actor.key_experiment_ids) == 1:
-            experiment_id = next(iter(actor.key_experiment_ids))
-        else:
-            raise ValidationError(
-                {"experiment_id": ["This field is required (the key is not scoped to one experiment)."]}
-            )
-    return selectors.experiment_for(actor, experiment_id)
-
-
 class TraceListApi(APIView):
     @extend_schema(
         operation_id="traces_search",
@@ -145,6 +134,6 @@ class TraceListApi(APIView):
             data = TraceInput(data=request.data)
             data.is_valid(raise_exception=True)
             fields = dict(data.validated_data)
-        experiment = _experiment_for_ingest(actor, fields.pop("experiment_id", None))
+        experiment = services.experiment_for_ingest(actor, experiment_id=fields.pop("experiment_id", None))
         trace, created = services.ingest_trace(experiment=experiment, actor=actor, channel="api", **fields)
         return Response(TraceOut(trace).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)

@@ -307,6 +307,17 @@ def resolve_experiment_id(actor: Actor, experiment_id) -> str:
     return str(experiment_id)
 
 
+def ingest_experiment_or_404(actor: Actor, experiment_id) -> Experiment:
+    """The experiment a StartTraceV3 or traces.json upload writes to (services.experiment_for_ingest),
+    with MLflow's not-found answer."""
+    try:
+        return services.experiment_for_ingest(actor, experiment_id=experiment_id)
+    except Http404 as exc:
+        if str(experiment_id).strip() == DEFAULT_EXPERIMENT_ID:
+            raise MlflowError.not_found(str(exc)) from None
+        raise MlflowError.not_found(f"No Experiment with id={str(experiment_id)[:40]} exists") from None
+
+
 def experiment_or_404(actor: Actor, experiment_id) -> Experiment:
     experiment_id = resolve_experiment_id(actor, experiment_id)
     try:

@@ -194,11 +194,18 @@ def parse_export_request(
     return message
 
 
-def export_response(content_type: str) -> tuple[bytes, str]:
-    """The (empty) ExportTraceServiceResponse in the request's encoding."""
+def export_response(content_type: str, rejected_spans: int = 0, error_message: str = "") -> tuple[bytes, str]:
+    """The ExportTraceServiceResponse in the request's encoding: empty when everything was
+    stored, else with `partial_success` (the number of spans refused and why)."""
+    response = ExportTraceServiceResponse()
+    if rejected_spans or error_message:
+        response.partial_success.rejected_spans = rejected_spans
+        response.partial_success.error_message = error_message
     if content_type == JSON:
-        return b"{}", JSON
-    return ExportTraceServiceResponse().SerializeToString(), PROTOBUF
+        if not (rejected_spans or error_message):
+            return b"{}", JSON
+        return json_format.MessageToJson(response, indent=None).encode(), JSON
+    return response.SerializeToString(), PROTOBUF
 
 
 # --- values -------------------------------------------------------------------------------------

@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from dataclasses import field as dc_field
 from datetime import datetime, timedelta, timezone
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
+from django.http import Http404
 
 from feedbackhub import bulk
 
@@ -66,6 +69,38 @@ class Conflict(Exception):
     http_status = 409
 
 
+class TraceIdTaken(Conflict):
+    """The trace id is stored in an experiment the export does not write to.
+
+    The message never names that experiment, nor says anything about the stored trace, unless
+    the caller may see it: to anyone else the id reads exactly like a missing one.
+    """
+
+    def __init__(self, trace_id: str, experiment_id: int | None = None):
+        where = f" in experiment {experiment_id}" if experiment_id is not None else ""
+        super().__init__(
+            f"Trace id {trace_id} is already in use{where}; trace ids are unique across FeedbackHub, "
+            "so this trace was not stored (give it a new trace id)."
+        )
+        self.trace_id = trace_id
+
+
+@dataclass
+class ExportResult:
+    """What `ingest_export` did: the traces stored and those refused (id, span count, reason)."""
+
+    stored: list[Trace] = dc_field(default_factory=list)
+    refused: list[tuple[str, int, str]] = dc_field(default_factory=list)
+
+    @property
+    def rejected_spans(self) -> int:
+        return sum(count for _, count, _ in self.refused)
+
+    @property
+    def error_message(self) -> str:
+        return "; ".join(reason for _, _, reason in self.refused)
+
+
 def create_experiment(*, name: str, actor: Actor, description: str = "") -> Experiment:
     """Create an experiment; the creating user becomes its owner, the creating key gets access.
 
@@ -87,6 +122,58 @@ def create_experiment(*, name: str, actor: Actor, description: str = "") -> Expe
             actor.key_experiment_ids = actor.key_experiment_ids | {experiment.pk}
             actor._roles.pop(experiment.pk, None)
     return experiment
+
+
+# MLflow's Default experiment: apps that never call set_experiment send it. It stands for the
+# key's experiment when the key is scoped to exactly one (no experiment has the id 0).
+DEFAULT_EXPERIMENT_ID = "0"
+
+
+def experiment_for_ingest(
+    actor: Actor, *, experiment_id=None, name: str | None = None, field: str = "experiment_id"
+) -> Experiment:
+    """The experiment a trace export writes to, for every ingest surface (native API, MLflow
+    StartTraceV3 and traces.json upload, OTLP).
+
+    By id (MLflow's Default "0" is the key's only experiment), else by name (or an id given as
+    the name), else the key's only experiment. Visibility is decided by `Actor.role`, which
+    re-reads a key's scope from the database on a miss, so an experiment created a moment ago
+    through another worker is found at once. `field` names where the reference came from, in
+    the messages. Raises Http404 for an experiment the actor cannot see (existing or not: no
+    oracle) and ValidationError when nothing names one and the key is not scoped to exactly one.
+    """
+    experiment = None
+    if experiment_id not in (None, ""):
+        reference = str(experiment_id).strip()
+        if reference == DEFAULT_EXPERIMENT_ID:
+            return _only_experiment(actor, field, default=True)
+        if reference.isdigit() and len(reference) <= 18:
+            experiment = Experiment.objects.filter(pk=int(reference)).first()
+    elif name not in (None, ""):
+        reference = str(name).strip()
+        experiment = Experiment.objects.filter(name=reference).first()
+        if experiment is None and reference.isdigit() and len(reference) <= 18:
+            experiment = Experiment.objects.filter(pk=int(reference)).first()
+    else:
+        return _only_experiment(actor, field, default=False)
+    if experiment is None or actor.role(experiment.pk) is None:
+        raise Http404(f"Experiment {reference[:100]!r} ({field}) not found for this API key.")
+    return experiment
+
+
+def _only_experiment(actor: Actor, field: str, *, default: bool) -> Experiment:
+    """The key's only experiment, when no experiment was named."""
+    ids = actor.key_experiment_ids if actor.api_key is not None else frozenset()
+    experiment = Experiment.objects.filter(pk=next(iter(ids))).first() if len(ids) == 1 else None
+    if experiment is not None:
+        return experiment
+    if default:
+        raise Http404(
+            "No Experiment with id=0 exists: MLflow's Default experiment stands for the API key's experiment, "
+            f"but this key is scoped to {len(ids)} experiments. "
+            "Call mlflow.set_experiment(...) or set MLFLOW_EXPERIMENT_NAME."
+        )
+    raise ValidationError({field: "is required (the key is not scoped to exactly one experiment)."})
 
 
 def preview(value, limit: int = PREVIEW_CHARS) -> str:
@@ -255,7 +342,8 @@ def ingest_trace(
                     created = False
         if not created:
             if trace.experiment_id != experiment.pk:
-                raise Conflict(f"Trace {trace_id} belongs to another experiment.")
+                visible = actor.role(trace.experiment_id) is not None
+                raise TraceIdTaken(trace_id, trace.experiment_id if visible else None)
             _merge(trace, derived, given, tags, metadata)
         if spans and created and connection.vendor == "postgresql":
             # A trace stored by this transaction has no spans yet: COPY, no conflict to handle.
@@ -275,6 +363,40 @@ def ingest_trace(
             for hook in trace_stored_hooks:
                 hook(trace, actor, channel)
     return trace, created
+
+
+def ingest_export(
+    *,
+    experiment: Experiment,
+    actor: Actor,
+    channel: str,
+    traces: Iterable[dict],
+    each: Callable[[Trace, dict], None] | None = None,
+) -> ExportResult:
+    """Store the traces of one export (an OTLP request): `traces` are ingest_trace keyword
+    dicts (trace_id, spans, tags, metadata). `each(trace, item)` runs after each stored trace,
+    in the same transaction (OTLP evaluation events become feedback there).
+
+    One transaction, the traces in trace-id order: two exports that carry spans of the same
+    traces lock their rows in the same order, so concurrent exports never deadlock. A trace
+    whose id is taken by another experiment is refused and reported (its savepoint rolled
+    back); every other trace is stored. Any other error (ValidationError, PermissionDenied)
+    refuses the whole export: a bad body stores nothing.
+    """
+    result = ExportResult()
+    with transaction.atomic():
+        for item in sorted(traces, key=lambda item: item.get("trace_id") or ""):
+            try:
+                # ingest_trace's own atomic block is a savepoint here: a refused trace rolls back
+                # alone (it is refused before anything of it is written).
+                trace, _ = ingest_trace(experiment=experiment, actor=actor, channel=channel, **item)
+            except TraceIdTaken as exc:
+                result.refused.append((exc.trace_id, len(item.get("spans") or ()), str(exc)))
+                continue
+            if each is not None:
+                each(trace, item)
+            result.stored.append(trace)
+    return result
 
 
 def _lift_ids(trace: Trace) -> None:
