@@ -17,6 +17,7 @@ from django.http import Http404
 
 from feedbackhub import bulk
 
+from . import truncation
 from .access import OWNER, REVIEWER, Actor
 from .models import (
     SPAN_ID_RE,
@@ -205,13 +206,25 @@ def _clean_span(raw: dict, index: int) -> dict:
     name = raw.get("name") or ""
     if len(name) > 250:
         errors["name"] = "is longer than 250 characters"
-    payload = [raw.get("inputs"), raw.get("outputs"), raw.get("attributes"), raw.get("events")]
-    size = len(json.dumps(payload, default=str))
-    if size > settings.FEEDBACKHUB_MAX_SPAN_BYTES:
-        errors["inputs"] = (
-            f"inputs, outputs, attributes and events take {size} bytes as JSON; "
-            f"the limit per span is {settings.FEEDBACKHUB_MAX_SPAN_BYTES} bytes"
+    inputs, outputs = raw.get("inputs"), raw.get("outputs")
+    attributes, events = raw.get("attributes") or {}, raw.get("events") or []
+    limit = settings.FEEDBACKHUB_MAX_SPAN_BYTES
+    size = truncation.payload_size(inputs, outputs, attributes, events)
+    if size > limit:
+        # Stored truncated and marked rather than refused: refusing loses the whole trace.
+        fitted = (
+            truncation.fit(inputs, outputs, attributes, events, limit)
+            if isinstance(attributes, dict) and isinstance(events, list)
+            else None
         )
+        if fitted is None:
+            errors["attributes"] = (
+                f"inputs, outputs, attributes and events take {size} bytes as JSON and cannot be cut to "
+                f"the limit of {limit} bytes per span"
+            )
+        else:
+            inputs, outputs, attributes, events, cut = fitted
+            logger.info("span %s: %d bytes cut to the %d-byte limit (%s)", span_id, size, limit, ", ".join(cut))
     if errors:
         raise ValidationError({f"spans[{index}].{key}": message for key, message in errors.items()})
     return {
@@ -224,10 +237,10 @@ def _clean_span(raw: dict, index: int) -> dict:
         "end_time_ns": end,
         "status_code": status,
         "status_message": raw.get("status_message") or "",
-        "inputs": raw.get("inputs"),
-        "outputs": raw.get("outputs"),
-        "attributes": raw.get("attributes") or {},
-        "events": raw.get("events") or [],
+        "inputs": inputs,
+        "outputs": outputs,
+        "attributes": attributes,
+        "events": events,
     }
 
 

@@ -1,9 +1,12 @@
-"""Every configured limit answers a clear 4xx naming the field, and stores nothing."""
+"""Every configured limit answers a clear 4xx naming the field, and stores nothing (except the
+span size limit: an oversized span is stored truncated and marked)."""
+
+import json
 
 import pytest
 
 from assessments.models import Assessment
-from traces.models import Trace
+from traces.models import Span, Trace
 
 from ..factories import make_spans
 
@@ -29,14 +32,29 @@ def test_span_count_limit(api_client, experiment, settings):
     assert api_client.post("/api/v1/traces", {"spans": make_spans(5)}, format="json").status_code == 201
 
 
-def test_span_payload_limit(api_client, experiment, settings):
+def test_an_oversized_span_is_stored_truncated_and_marked(api_client, experiment, settings):
     settings.FEEDBACKHUB_MAX_SPAN_BYTES = 1000
     spans = make_spans(2)
     spans[1]["outputs"] = {"text": "x" * 1000}
+    spans[1]["attributes"] = {"small": 1}
+    response = api_client.post("/api/v1/traces", {"spans": spans}, format="json")
+    assert response.status_code == 201, response.content
+    span = Span.objects.get(span_id=spans[1]["span_id"])
+    assert span.outputs.startswith('{"text": "xxx') and span.outputs.endswith("[truncated by FeedbackHub]")
+    assert span.attributes == {"small": 1, "feedbackhub.truncated": {"outputs": len(json.dumps(spans[1]["outputs"]))}}
+    stored = [span.inputs, span.outputs, span.attributes, span.events]
+    assert len(json.dumps(stored)) <= 1000
+    assert Span.objects.get(span_id=spans[0]["span_id"]).attributes == spans[0].get("attributes", {})
+
+
+def test_a_span_that_cannot_be_cut_to_the_limit_is_refused(api_client, experiment, settings):
+    settings.FEEDBACKHUB_MAX_SPAN_BYTES = 1000
+    spans = make_spans(1)
+    spans[0]["attributes"] = {f"key{n}": n for n in range(200)}
     response = api_client.post("/api/v1/traces", {"spans": spans}, format="json")
     assert response.status_code == 400, response.content
     [(field, messages)] = response.json().items()
-    assert field == "spans[1].inputs" and "limit per span is 1000 bytes" in messages[0]
+    assert field == "spans[0].attributes" and "limit of 1000 bytes per span" in messages[0]
     assert not Trace.objects.exists()
 
 

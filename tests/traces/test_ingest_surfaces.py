@@ -210,9 +210,7 @@ def test_single_trace_calls_with_a_taken_id_get_one_error_that_names_no_experime
         error(api.start(squatted.pk, experiment.pk), 409, "RESOURCE_CONFLICT"),
         error(api.put(artifact_path(experiment.pk, squatted.pk), traces_json(squatted.pk)), 409, "RESOURCE_CONFLICT"),
     ]
-    response = native(raw).post(
-        "/api/v1/traces", {"trace_id": squatted.pk, "spans": make_spans(1)}, format="json"
-    )
+    response = native(raw).post("/api/v1/traces", {"trace_id": squatted.pk, "spans": make_spans(1)}, format="json")
     assert response.status_code == 409
     messages.append(response.json()["detail"])
     for message in messages:
@@ -230,3 +228,38 @@ def test_a_key_that_sees_both_experiments_is_told_where_the_id_is(experiment, sq
         format="json",
     )
     assert response.status_code == 409 and f"experiment {squatted.experiment_id}" in response.json()["detail"]
+
+
+# --- oversized spans --------------------------------------------------------------------------
+
+
+def test_an_oversized_span_over_otlp_and_traces_json_is_stored_truncated(key, experiment, settings):
+    settings.FEEDBACKHUB_MAX_SPAN_BYTES = 2000
+    _, raw = key
+    api = MlflowApi(raw)
+    trace_id = new_trace_id()
+    spans = payloads.mlflow_spans(trace_id, 2)
+    spans[1]["attributes"]["mlflow.spanOutputs"] = [{"page_content": "é" * 5000}]
+    spans[1]["attributes"]["raw_html"] = "<p>" * 2000
+    assert api.otlp(trace_id, spans, experiment.pk).status_code == 200
+    span = Span.objects.get(trace_id=trace_id, span_id="0000000000000002")
+    assert span.outputs.startswith('[{"page_content": "ééé') and span.outputs.endswith("[truncated by FeedbackHub]")
+    cut = span.attributes["feedbackhub.truncated"]
+    assert set(cut) == {"outputs", "attributes.raw_html"} and cut["attributes.raw_html"] == len(
+        json.dumps("<p>" * 2000)
+    )
+    assert span.attributes["raw_html"].endswith("[truncated by FeedbackHub]")
+    assert len(json.dumps([span.inputs, span.outputs, span.attributes, span.events])) <= 2000
+
+    upload_id = new_trace_id()
+    assert api.start(upload_id, experiment.pk, num_spans=1).status_code == 200
+    body = json.loads(traces_json(upload_id))
+    body["spans"][0]["attributes"]["mlflow.spanInputs"] = json.dumps({"question": "q" * 5000})
+    assert api.put(artifact_path(experiment.pk, upload_id), json.dumps(body)).status_code == 200
+    span = Span.objects.get(trace_id=upload_id)
+    assert span.inputs.startswith('{"question": "qqq') and span.attributes["feedbackhub.truncated"] == {
+        "inputs": len(json.dumps({"question": "q" * 5000}))
+    }
+    # The client reads the truncated span back.
+    served = api.get(f"{V3}/traces/get", trace_id=upload_id).json()["trace"]["spans"][0]
+    assert any(item["key"] == "feedbackhub.truncated" for item in served["attributes"])
