@@ -13,6 +13,8 @@ import json
 
 MARK = "… [truncated by FeedbackHub]"
 TRUNCATED_ATTRIBUTE = "feedbackhub.truncated"
+
+
 def json_size(value) -> int:
     """The size the span limit counts: the value as JSON text (ASCII-escaped)."""
     return len(json.dumps(value, default=str))
