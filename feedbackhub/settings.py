@@ -6,6 +6,7 @@ DJANGO_SECRET_KEY (or DJANGO_SECRET_KEY_FILE), DJANGO_ALLOWED_HOSTS and
 DATABASE_URL; see the README for every variable.
 """
 
+import json
 import os
 from pathlib import Path
 
@@ -44,6 +45,20 @@ def env_int(name: str, default: int) -> int:
         return int(value)
     except ValueError:
         raise ImproperlyConfigured(f"{name}={value!r} is not an integer") from None
+
+
+def env_json_object(name: str) -> dict:
+    """A JSON object from the environment ({} when unset); anything else is ImproperlyConfigured."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return {}
+    try:
+        value = json.loads(raw)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name} is not valid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise ImproperlyConfigured(f"{name} must be a JSON object")
+    return value
 
 
 def env_list(name: str, default: str = "") -> list[str]:
@@ -181,6 +196,9 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = FEEDBACKHUB_MAX_BODY_BYTES
 FEEDBACKHUB_MAX_SPANS_PER_TRACE = env_int("FEEDBACKHUB_MAX_SPANS_PER_TRACE", 10_000)
 # inputs + outputs + attributes + events of one span, as JSON
 FEEDBACKHUB_MAX_SPAN_BYTES = env_int("FEEDBACKHUB_MAX_SPAN_BYTES", 5 * 1024 * 1024)
+# Model prices (USD per million tokens) over the table shipped in traces/prices.json, e.g.
+# {"my-finetune": {"input": 3.0, "output": 12.0, "cache_read": 1.5}} (traces.usage).
+FEEDBACKHUB_MODEL_PRICES = env_json_object("FEEDBACKHUB_MODEL_PRICES")
 FEEDBACKHUB_MAX_VALUE_BYTES = env_int("FEEDBACKHUB_MAX_VALUE_BYTES", 1024 * 1024)
 FEEDBACKHUB_MAX_METADATA_ENTRIES = env_int("FEEDBACKHUB_MAX_METADATA_ENTRIES", 100)
 FEEDBACKHUB_MAX_FILTER_LENGTH = env_int("FEEDBACKHUB_MAX_FILTER_LENGTH", 4000)

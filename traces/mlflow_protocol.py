@@ -530,6 +530,8 @@ _ORDER_COLUMNS = {
     "experiment_id": "experiment_id",
     "client_request_id": "client_request_id",
     "run_id": "run_id",
+    "total_tokens": "total_tokens",
+    "cost": "cost",
 }
 _ORDER_RE = re.compile(r"^\s*(?P<field>`[^`]+`|[^\s`]+(?:\.`[^`]+`)?)\s*(?P<direction>ASC|DESC)?\s*$", re.IGNORECASE)
 
@@ -574,7 +576,7 @@ def _order_expression(clause: str):
     else:
         raise MlflowError.invalid(
             f"Invalid order_by clause '{clause}': sort by timestamp_ms, execution_time_ms, end_time_ms, status, "
-            "name, request_id, client_request_id, experiment_id, tags.<key> or metadata.<key>."
+            "name, request_id, client_request_id, experiment_id, total_tokens, cost, tags.<key> or metadata.<key>."
         )
     return expression.desc(nulls_last=True) if descending else expression.asc(nulls_last=True)
 

@@ -137,6 +137,10 @@ class Trace(models.Model):
     session_id = models.CharField(max_length=250, blank=True)
     user_id = models.CharField(max_length=250, blank=True)
     span_count = models.PositiveIntegerField(default=0)
+    # LLM token usage and cost (USD) of the whole trace, derived from its spans (traces.usage);
+    # null when no span carries any. The filter language and the lists filter and sort by them.
+    total_tokens = models.BigIntegerField(null=True, blank=True)
+    cost = models.FloatField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

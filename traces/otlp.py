@@ -6,7 +6,8 @@ first match wins:
 
 * MLflow: `mlflow.spanType`, `mlflow.spanInputs`, `mlflow.spanOutputs`;
 * OpenInference: `openinference.span.kind`, `input.value` / `output.value`,
-  `llm.input_messages.N.message.role|content`, `llm.output_messages.N.message.…`;
+  `llm.input_messages.N.message.role|content`, `llm.output_messages.N.message.…`,
+  `retrieval.documents.N.document.content|id|score|metadata` (a retriever's output);
 * OpenTelemetry GenAI: `gen_ai.operation.name`, `gen_ai.input.messages` /
   `gen_ai.output.messages`, the older `gen_ai.prompt` / `gen_ai.completion` (also
   `gen_ai.prompt.N.role|content`), tool and retrieval attributes, and the message
@@ -257,6 +258,35 @@ def _indexed_messages(attributes: dict, prefix: str) -> list[dict] | None:
     return [messages[index] for index in sorted(messages)]
 
 
+def _retrieval_documents(attributes: dict) -> list[dict] | None:
+    """OpenInference `retrieval.documents.N.document.content|id|score|metadata` → MLflow's
+    retriever output: [{"page_content", "metadata" (with the score), "id"}, …]."""
+    documents: dict[int, dict] = {}
+    for key, value in attributes.items():
+        if not key.startswith("retrieval.documents."):
+            continue
+        match = _INDEXED.match(key)
+        if not match or match["prefix"] != "retrieval.documents":
+            continue
+        documents.setdefault(int(match["index"]), {})[match["rest"].removeprefix("document.")] = value
+    if not documents:
+        return None
+    result = []
+    for index in sorted(documents):
+        document = documents[index]
+        metadata = _maybe_json(document.get("metadata"))
+        metadata = (
+            dict(metadata) if isinstance(metadata, dict) else ({} if metadata is None else {"metadata": metadata})
+        )
+        if document.get("score") is not None:
+            metadata["score"] = document["score"]
+        item = {"page_content": document.get("content", ""), "metadata": metadata}
+        if document.get("id") is not None:
+            item["id"] = str(document["id"])
+        result.append(item)
+    return result
+
+
 def _event_messages(events: list[dict]) -> tuple[list[dict] | None, list | None]:
     """GenAI message events: inputs from system/user/assistant/tool messages, outputs from choices."""
     inputs, outputs = [], []
@@ -308,6 +338,9 @@ def span_inputs(attributes: dict, events: list[dict]):
 def span_outputs(attributes: dict, events: list[dict]):
     if MLFLOW_OUTPUTS in attributes:
         return _maybe_json(attributes[MLFLOW_OUTPUTS])
+    documents = _retrieval_documents(attributes)
+    if documents:
+        return documents
     if "output.value" in attributes:
         return _maybe_json(attributes["output.value"])
     messages = _indexed_messages(attributes, "llm.output_messages")

@@ -22,7 +22,14 @@ TRACE_ORDERINGS = {
     "request_time ASC": ("request_time", False),
     "execution_time_ms DESC": ("execution_time_ms", True),
     "execution_time_ms ASC": ("execution_time_ms", False),
+    "total_tokens DESC": ("total_tokens", True),
+    "total_tokens ASC": ("total_tokens", False),
+    "cost DESC": ("cost", True),
+    "cost ASC": ("cost", False),
 }
+# Sort columns that may be null (a trace still running, a trace without LLM usage): nulls come
+# last when descending and first when ascending.
+NULLABLE_ORDER_COLUMNS = ("execution_time_ms", "total_tokens", "cost")
 DEFAULT_ORDERING = "request_time DESC"
 ORDERING_ALIASES = {
     "timestamp_ms": "request_time",
@@ -31,6 +38,9 @@ ORDERING_ALIASES = {
     "execution_time_ms": "execution_time_ms",
     "execution_time": "execution_time_ms",
     "duration": "execution_time_ms",
+    "total_tokens": "total_tokens",
+    "tokens": "total_tokens",
+    "cost": "cost",
 }
 LIST_DEFERRED = ("metadata",)
 
@@ -127,7 +137,9 @@ def parse_ordering(text: str | None) -> str:
     )
     if column is None or len(parts) > 2:
         raise ValidationError(
-            {"order_by": f"cannot sort by {text!r}; use request_time or execution_time_ms, ASC or DESC"}
+            {
+                "order_by": f"cannot sort by {text!r}; use request_time, execution_time_ms, total_tokens or cost, ASC or DESC"
+            }
         )
     if len(parts) == 2:
         if parts[1].upper() not in ("ASC", "DESC"):
@@ -215,20 +227,22 @@ def keyset_page(queryset: QuerySet[Trace], *, ordering: str, page_token: str | N
                 last_value = datetime.fromisoformat(last_value)
             except (TypeError, ValueError):
                 raise ValidationError({"page_token": "is not a page token this server issued"}) from None
-        elif last_value is not None and not isinstance(last_value, int):
+        elif last_value is not None and (
+            isinstance(last_value, bool) or not isinstance(last_value, float if column == "cost" else int)
+        ):
             raise ValidationError({"page_token": "is not a page token this server issued"})
         beyond = "lt" if descending else "gt"
         if last_value is None:
-            # Only durations can be null; nulls sort last when descending and first when ascending.
+            # Nulls sort last when descending and first when ascending.
             after = Q(**{f"{column}__isnull": True, "trace_id__gt": token["id"]})
             if not descending:
                 after |= Q(**{f"{column}__isnull": False})
         else:
             after = Q(**{f"{column}__{beyond}": last_value}) | Q(**{column: last_value, "trace_id__gt": token["id"]})
-            if descending and column == "execution_time_ms":
-                after |= Q(execution_time_ms__isnull=True)
+            if descending and column in NULLABLE_ORDER_COLUMNS:
+                after |= Q(**{f"{column}__isnull": True})
         queryset = queryset.filter(after)
-    if column == "execution_time_ms":
+    if column in NULLABLE_ORDER_COLUMNS:
         from django.db.models import F
 
         field = F(column)

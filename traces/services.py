@@ -13,11 +13,12 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
+from django.db.models.fields.json import KeyTransform
 from django.http import Http404
 
 from feedbackhub import bulk
 
-from . import truncation
+from . import truncation, usage
 from .access import OWNER, REVIEWER, Actor
 from .models import (
     SPAN_ID_RE,
@@ -227,7 +228,7 @@ def _clean_span(raw: dict, index: int) -> dict:
             logger.info("span %s: %d bytes cut to the %d-byte limit (%s)", span_id, size, limit, ", ".join(cut))
     if errors:
         raise ValidationError({f"spans[{index}].{key}": message for key, message in errors.items()})
-    return {
+    cleaned = {
         "span_id": span_id,
         "parent_span_id": parent,
         "name": name,
@@ -242,6 +243,8 @@ def _clean_span(raw: dict, index: int) -> dict:
         "attributes": attributes,
         "events": events,
     }
+    usage.derive(cleaned)
+    return cleaned
 
 
 def _root(spans: list[dict]) -> dict | None:
@@ -333,9 +336,14 @@ def ingest_trace(
 
     values = {**derived, **given}
     values.setdefault("request_time", datetime.now(timezone.utc))
+    with_usage = any(usage.has_usage(span) for span in spans)
     # A new trace has exactly these spans: no count query and no second UPDATE needed.
-    new = Trace(trace_id=trace_id, experiment=experiment, tags=tags, metadata=metadata, span_count=len(spans), **values)
+    new = Trace(
+        trace_id=trace_id, experiment=experiment, tags=tags, metadata=dict(metadata), span_count=len(spans), **values
+    )
     _lift_ids(new)
+    totals = usage.aggregate(usage.node(span) for span in spans) if with_usage else (None, None)
+    _set_usage(new, *(totals if totals != (None, None) else _given_usage(metadata)))
     with transaction.atomic():
         # PostgreSQL: one INSERT … ON CONFLICT DO NOTHING stores a new trace id (the common case)
         # without the lookup and savepoint below; a stored id falls through to the merge.
@@ -371,7 +379,16 @@ def ingest_trace(
             )
             if not created:
                 trace.span_count = Span.objects.filter(trace_id=trace_id).count()
-                trace.save(update_fields=["span_count", "updated_at"])
+                changed = ["span_count", "updated_at"]
+                if with_usage or trace.total_tokens is not None or trace.cost is not None:
+                    # A span may arrive after its LLM child (or parent): totals over every stored span.
+                    changed += _set_usage(trace, *usage.aggregate(_stored_usage_nodes(trace_id)))
+                trace.save(update_fields=changed)
+        elif not created and _given_usage(metadata) != (None, None):
+            # StartTraceV3 carries the client's own totals (mlflow.trace.tokenUsage / cost).
+            changed = _set_usage(trace, *_given_usage(metadata))
+            if changed:
+                trace.save(update_fields=changed)
         if created or spans:
             for hook in trace_stored_hooks:
                 hook(trace, actor, channel)
@@ -410,6 +427,42 @@ def ingest_export(
                 each(trace, item)
             result.stored.append(trace)
     return result
+
+
+def _given_usage(metadata: dict) -> tuple[dict | None, dict | None]:
+    """The trace totals a client sent in the metadata (MLflow's StartTraceV3 does)."""
+    return usage.usage_dict(metadata.get(usage.TRACE_TOKEN_USAGE)), usage.cost_dict(metadata.get(usage.TRACE_COST))
+
+
+def _stored_usage_nodes(trace_id: str) -> list[tuple]:
+    """(span_id, parent_span_id, usage, cost) of every stored span of the trace; only the two
+    small attributes are read, not the span payloads."""
+    return list(
+        Span.objects.filter(trace_id=trace_id).values_list(
+            "span_id",
+            "parent_span_id",
+            KeyTransform(usage.CHAT_USAGE, "attributes"),
+            KeyTransform(usage.LLM_COST, "attributes"),
+        )
+    )
+
+
+def _set_usage(trace: Trace, tokens: dict | None, cost: dict | None) -> list[str]:
+    """Put trace totals in the metadata (as MLflow does, JSON text) and the filterable columns;
+    returns the fields changed."""
+    metadata = dict(trace.metadata)
+    if tokens is not None:
+        metadata[usage.TRACE_TOKEN_USAGE] = json.dumps(tokens)
+    if cost is not None:
+        metadata[usage.TRACE_COST] = json.dumps(cost)
+    total_tokens = tokens.get(usage.TOTAL) if tokens is not None else trace.total_tokens
+    total_cost = round(cost["total_cost"], 10) if cost is not None and "total_cost" in cost else trace.cost
+    changed = []
+    for name, value in (("metadata", metadata), ("total_tokens", total_tokens), ("cost", total_cost)):
+        if getattr(trace, name) != value:
+            setattr(trace, name, value)
+            changed.append(name)
+    return changed
 
 
 def _lift_ids(trace: Trace) -> None:

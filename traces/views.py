@@ -39,12 +39,16 @@ SORTS = {
     "oldest": "request_time ASC",
     "slowest": "execution_time_ms DESC",
     "fastest": "execution_time_ms ASC",
+    "most_tokens": "total_tokens DESC",
+    "costliest": "cost DESC",
 }
 SORT_LABELS = [
     ("newest", "Newest first"),
     ("oldest", "Oldest first"),
     ("slowest", "Slowest first"),
     ("fastest", "Fastest first"),
+    ("most_tokens", "Most tokens first"),
+    ("costliest", "Costliest first"),
 ]
 SPAN_TABS = ("inputs", "outputs", "attributes", "events")
 

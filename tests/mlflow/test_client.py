@@ -229,3 +229,60 @@ def test_openai_autolog(mlflow, experiment, fake_openai):
     assert span.outputs["choices"][0]["message"]["content"].startswith("MLflow is")
     trace = mlflow.get_trace(trace_id)
     assert trace.data.spans[0].span_type == "CHAT_MODEL"
+    # The fake server's response carries usage {12, 9, 21}; gpt-4o-mini is in the price table.
+    assert trace.info.token_usage == {"input_tokens": 12, "output_tokens": 9, "total_tokens": 21}
+    assert trace.data.spans[0].get_attribute("mlflow.chat.tokenUsage")["total_tokens"] == 21
+    assert stored.total_tokens == 21 and stored.cost == pytest.approx((12 * 0.15 + 9 * 0.6) / 1e6)
+
+
+def test_token_usage_of_hand_instrumented_llm_spans(mlflow, experiment):
+    mlflow.set_experiment(experiment_id=str(experiment.pk))
+
+    @mlflow.trace(span_type="AGENT")
+    def agent(question):
+        for model, counts in (("gpt-4o", (100, 20)), ("claude-3-5-haiku-20241022", (50, 10))):
+            with mlflow.start_span(f"call {model}", span_type="CHAT_MODEL") as span:
+                span.set_inputs({"model": model, "messages": [{"role": "user", "content": question}]})
+                span.set_outputs({"content": "ok"})
+                span.set_attribute(
+                    "mlflow.chat.tokenUsage",
+                    {"input_tokens": counts[0], "output_tokens": counts[1], "total_tokens": sum(counts)},
+                )
+        return "ok"
+
+    trace_id = run(mlflow, agent, "What is MLflow?")
+    trace = mlflow.get_trace(trace_id)
+    assert trace.info.token_usage == {"input_tokens": 150, "output_tokens": 30, "total_tokens": 180}
+    stored = Trace.objects.get(pk=trace_id)
+    assert stored.total_tokens == 180
+    assert stored.cost == pytest.approx((100 * 2.5 + 20 * 10 + 50 * 0.8 + 10 * 4) / 1e6)
+    by_name = {span.name: span for span in trace.data.spans}
+    assert by_name["call gpt-4o"].get_attribute("mlflow.llm.model") == "gpt-4o"
+    assert by_name["call gpt-4o"].get_attribute("mlflow.llm.cost")["total_cost"] == pytest.approx(450 / 1e6)
+
+
+def test_token_usage_of_opentelemetry_genai_spans(mlflow, live, key, experiment):
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
+    provider = TracerProvider()
+    exporter = OTLPSpanExporter(endpoint=f"{live}/v1/traces", headers={"Authorization": f"Bearer {key[1]}"})
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("app")
+    with tracer.start_as_current_span("agent", attributes={"gen_ai.operation.name": "invoke_agent"}) as root:
+        with tracer.start_as_current_span(
+            "chat gpt-4o-mini",
+            attributes={
+                "gen_ai.operation.name": "chat",
+                "gen_ai.request.model": "gpt-4o-mini",
+                "gen_ai.usage.input_tokens": 30,
+                "gen_ai.usage.output_tokens": 12,
+            },
+        ):
+            pass
+    provider.shutdown()
+    trace_id = "tr-" + format(root.get_span_context().trace_id, "032x")
+    trace = mlflow.get_trace(trace_id)
+    assert trace.info.token_usage == {"input_tokens": 30, "output_tokens": 12, "total_tokens": 42}
+    assert Trace.objects.get(pk=trace_id).cost == pytest.approx((30 * 0.15 + 12 * 0.6) / 1e6)

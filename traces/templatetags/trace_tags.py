@@ -23,6 +23,27 @@ register = template.Library()
 
 
 @register.filter
+def tokens(count) -> str:
+    """1234 → '1,234 tokens', 1 → '1 token'; None → '—'."""
+    if count is None or count == "":
+        return "—"
+    return f"{int(count):,} token{'' if int(count) == 1 else 's'}"
+
+
+@register.filter
+def usd(amount) -> str:
+    """A cost in US dollars: 0.000123 → '$0.000123', 0.0421 → '$0.0421', 12.5 → '$12.50'; None → '—'."""
+    if amount is None or amount == "":
+        return "—"
+    amount = float(amount)
+    if amount == 0:
+        return "$0"
+    if amount >= 1:
+        return f"${amount:,.2f}"
+    return f"${amount:.3g}" if amount >= 0.001 else f"${amount:.2e}"
+
+
+@register.filter
 def duration(ms) -> str:
     """68 → '68 ms', 1240 → '1.24 s', 125000 → '2m 05s', 0.42 → '0.42 ms'; None → '—'."""
     if ms is None or ms == "":
