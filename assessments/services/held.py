@@ -45,13 +45,13 @@ def _owner(actor: Actor) -> dict:
 
 
 def _can_hold(actor: Actor, trace_id) -> bool:
-    """An API key, a well-formed trace id, and no stored trace with that id (one query)."""
-    return (
-        actor.api_key is not None
-        and isinstance(trace_id, str)
-        and bool(TRACE_ID_RE.fullmatch(trace_id))
-        and not Trace.objects.filter(pk=trace_id).exists()
-    )
+    """An API key, a well-formed trace id, and no stored trace with that id that the key can see
+    (one query). Another experiment's trace reads exactly like a missing one (no existence
+    oracle, issue 12): feedback held for it never attaches (attach checks the sender) and expires."""
+    if actor.api_key is None or not isinstance(trace_id, str) or not TRACE_ID_RE.fullmatch(trace_id):
+        return False
+    experiment_id = Trace.objects.filter(pk=trace_id).values_list("experiment_id", flat=True).first()
+    return experiment_id is None or actor.role(experiment_id) is None
 
 
 def trace_or_hold(actor: Actor, trace_id: str) -> Trace | None:
@@ -155,7 +155,8 @@ def hold(
     logger.info("holding %s %s for trace %s until it arrives", kind, assessment_id, trace_id)
     # The trace may have been stored between the caller's check and this commit.
     trace = Trace.objects.filter(pk=trace_id).first()
-    if trace is not None:
+    # Another experiment's trace stays "missing" to this key: its feedback waits and expires.
+    if trace is not None and actor.role(trace.experiment_id) is not None:
         attach(trace)
         attached = Assessment.objects.filter(pk=assessment_id).first()
         if attached is not None:

@@ -135,7 +135,10 @@ def test_duplicate_pending_id_and_existing_invisible_trace(api, experiment):
     hidden = Trace.objects.create(
         trace_id=new_trace_id(), experiment=make_experiment("hidden"), request_time=timezone.now()
     )
-    error(api.log(hidden.pk, payloads.feedback()), 404, "RESOURCE_DOES_NOT_EXIST")
+    # An invisible trace answers exactly like a missing one (issue 12): held, and it never attaches.
+    held = api.log(hidden.pk, payloads.feedback())
+    assert held.status_code == 200 and held.json()["assessment"]["trace_id"] == hidden.pk
+    assert not Assessment.objects.filter(trace_id=hidden.pk).exists()
 
 
 def test_expiry_logs_each_item(api, settings, caplog, capsys):

@@ -263,3 +263,16 @@ def test_an_oversized_span_over_otlp_and_traces_json_is_stored_truncated(key, ex
     # The client reads the truncated span back.
     served = api.get(f"{V3}/traces/get", trace_id=upload_id).json()["trace"]["spans"][0]
     assert any(item["key"] == "feedbackhub.truncated" for item in served["attributes"])
+
+
+def test_feedback_on_another_experiments_trace_answers_like_feedback_on_a_missing_one(key, squatted):
+    _, raw = key
+    client = native(raw)
+    body = {"name": "user_satisfaction", "value": True}
+    missing = client.post(f"/api/v1/traces/{new_trace_id()}/feedback", body, format="json")
+    other = client.post(f"/api/v1/traces/{squatted.pk}/feedback", body, format="json")
+    assert missing.status_code == other.status_code == 201  # both held until their trace arrives
+    api = MlflowApi(raw)
+    answers = [api.log(trace_id, payloads.feedback()) for trace_id in (new_trace_id(), squatted.pk)]
+    assert answers[0].status_code == answers[1].status_code == 200
+    assert not squatted.assessments.exists()
