@@ -174,7 +174,9 @@ def test_plain_api_create_falls_back_to_the_usual_answers(experiment, other_expe
     client = key_client(raw)
     other = make_trace(other_experiment)
     body = {"name": "n", "value": True}
-    assert client.post(f"/api/v1/traces/{other.trace_id}/feedback", body, format="json").status_code == 404
+    # Another experiment's trace answers like one not yet arrived (issue 12): held, never attached.
+    assert client.post(f"/api/v1/traces/{other.trace_id}/feedback", body, format="json").status_code == 201
+    assert not Assessment.objects.filter(trace=other).exists()
     unseen = "tr-" + "0" * 32
     response = client.post(f"/api/v1/traces/{unseen}/feedback", body, format="json")
     assert response.status_code == 201 and PendingAssessment.objects.filter(trace_id=unseen).exists()
