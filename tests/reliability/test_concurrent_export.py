@@ -145,6 +145,8 @@ def test_the_mlflow_client_under_concurrency_stores_every_trace_complete(private
         "MLFLOW_TRACKING_URI": server.base,
         "MLFLOW_TRACKING_TOKEN": raw_key,
         "MLFLOW_DISABLE_TELEMETRY": "true",
+        # The client drops traces when its export queue (1,000 tasks) overflows: a client-side limit.
+        "MLFLOW_ASYNC_TRACE_LOGGING_MAX_QUEUE_SIZE": "10000",
     }
     result = subprocess.run(
         [str(MLFLOW_PYTHON), str(LOAD_SCRIPT), str(traces), str(threads), experiment],
