@@ -319,3 +319,29 @@ def test_mlflow_search_orders_by_cost(priced, experiment):
     response = api.post(f"{V3}/traces/search", {**body, "order_by": ["cost DESC"]})
     assert response.status_code == 200, response.content
     assert [info["trace_id"] for info in response.json()["traces"]] == [ids["big"], ids["small"], ids["none"]]
+
+
+# --- pages ------------------------------------------------------------------------------------
+
+
+def test_trace_page_and_list_show_tokens_and_cost(priced, reviewer_client, experiment):
+    _, ids = priced
+    html = reviewer_client.get(f"/traces/{ids['big']}/").content.decode()
+    assert "10,000 tokens" in html and "$0.025" in html
+    listing = reviewer_client.get(f"/experiments/{experiment.pk}/traces/", {"sort": "costliest"}).content.decode()
+    assert "10,000 tokens · $0.025" in listing and "100 tokens · $0.00025" in listing
+    assert listing.index("10,000 tokens") < listing.index("100 tokens ·")
+
+
+def test_usage_template_filters():
+    from traces.templatetags.trace_tags import tokens, usd
+
+    assert [tokens(None), tokens(1), tokens(1234)] == ["—", "1 token", "1,234 tokens"]
+    assert [usd(None), usd(0), usd(0.000123), usd(0.0421), usd(0.5), usd(12.5)] == [
+        "—",
+        "$0",
+        "$0.000123",
+        "$0.0421",
+        "$0.5",
+        "$12.50",
+    ]

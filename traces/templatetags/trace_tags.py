@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import html
 import json
+import math
 from datetime import datetime
 
 from django import template
@@ -32,15 +33,17 @@ def tokens(count) -> str:
 
 @register.filter
 def usd(amount) -> str:
-    """A cost in US dollars: 0.000123 → '$0.000123', 0.0421 → '$0.0421', 12.5 → '$12.50'; None → '—'."""
+    """A cost in US dollars, three significant digits below $1: 0.000123 → '$0.000123',
+    0.0421 → '$0.0421', 12.5 → '$12.50'; None → '—'."""
     if amount is None or amount == "":
         return "—"
     amount = float(amount)
-    if amount == 0:
+    if amount <= 0:
         return "$0"
     if amount >= 1:
         return f"${amount:,.2f}"
-    return f"${amount:.3g}" if amount >= 0.001 else f"${amount:.2e}"
+    digits = min(12, 2 - math.floor(math.log10(amount)))
+    return "$" + f"{amount:.{digits}f}".rstrip("0")
 
 
 @register.filter
