@@ -66,7 +66,7 @@ def _export_shuffled(args) -> list[int]:
     """One process: `rounds` exports, each carrying new spans of the same traces in a random order."""
     import random
 
-    base, raw_key, trace_ids, rounds, seed = args
+    base, raw_key, experiment_id, trace_ids, rounds, seed = args
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
     rng = random.Random(seed)
@@ -78,7 +78,11 @@ def _export_shuffled(args) -> list[int]:
         response = requests.post(
             f"{base}/v1/traces",
             data=message.SerializeToString(),
-            headers={"Authorization": f"Bearer {raw_key}", "Content-Type": "application/x-protobuf"},
+            headers={
+                "Authorization": f"Bearer {raw_key}",
+                "Content-Type": "application/x-protobuf",
+                "x-mlflow-experiment-id": str(experiment_id),
+            },
             timeout=30,
         )
         statuses.append(response.status_code)
@@ -120,12 +124,12 @@ def test_a_new_experiment_takes_spans_at_once_from_every_worker(private_postgres
 
 
 def test_exports_of_the_same_traces_in_any_order_never_deadlock(private_postgres, gunicorn, figures):
-    instance, _, raw_key, _ = private_postgres
+    instance, _, raw_key, experiment_id = private_postgres
     server = gunicorn(GUNICORN_WORKERS="4")
     trace_ids = [uuid.uuid4().hex for _ in range(6)]
     started = time.monotonic()
     with ProcessPoolExecutor(6) as pool:
-        jobs = [(server.base, raw_key, trace_ids, 15, seed) for seed in range(6)]
+        jobs = [(server.base, raw_key, experiment_id, trace_ids, 15, seed) for seed in range(6)]
         statuses = [s for part in pool.map(_export_shuffled, jobs) for s in part]
     assert statuses == [200] * 90, statuses
     assert _bad_lines(server.log_path, instance.log) == []
