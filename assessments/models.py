@@ -12,6 +12,10 @@ from feedbackhub.encoders import FloatPreservingJSONEncoder
 from feedbackhub.values import StoredJSONDecoder
 from traces.models import ApiKey, Experiment, Trace, time_ordered_hex
 
+from .definitions.models import Definition, DefinitionVersion
+
+__all__ = ["Assessment", "Definition", "DefinitionVersion", "PendingAssessment", "Revision"]
+
 
 def new_assessment_id() -> str:
     return "a-" + time_ordered_hex()
@@ -67,6 +71,9 @@ class Assessment(models.Model):
     )
     valid = models.BooleanField(default=True)
     version = models.PositiveIntegerField(default=1)
+    # The version of the experiment's definition of this name the value was checked against
+    # (None: written without a definition).
+    definition_version = models.PositiveIntegerField(null=True, blank=True, editable=False)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,

@@ -208,6 +208,10 @@ FEEDBACKHUB_SEARCH_TIMEOUT_MS = env_int("FEEDBACKHUB_SEARCH_TIMEOUT_MS", 10_000)
 FEEDBACKHUB_DELETE_TRACES_MAX = env_int("FEEDBACKHUB_DELETE_TRACES_MAX", 10_000)
 # Feedback for a trace id not seen yet is held this long before it expires.
 FEEDBACKHUB_PENDING_FEEDBACK_SECONDS = env_int("FEEDBACKHUB_PENDING_FEEDBACK_SECONDS", 3600)
+# How long a worker trusts its cached feedback definitions before it compares their stamp with
+# the database's (one indexed read per experiment at most this often); a change made through
+# this worker is seen at once. 0 compares on every write.
+FEEDBACKHUB_DEFINITIONS_RECHECK_MS = env_int("FEEDBACKHUB_DEFINITIONS_RECHECK_MS", 1000)
 # A resolved API key is reused in-process this long (no query per request); a key revoked in
 # another worker stops working within it. 0 turns the cache off.
 FEEDBACKHUB_API_KEY_CACHE_SECONDS = env_int("FEEDBACKHUB_API_KEY_CACHE_SECONDS", 5)

@@ -4,6 +4,7 @@ import pytest
 from django.core.cache import cache
 from rest_framework.test import APIClient
 
+from assessments.definitions.cache import forget_definitions
 from traces.authentication import forget_api_keys
 from traces.models import Membership
 
@@ -20,9 +21,11 @@ def _fast_and_clean(settings):
     cache.clear()
     # Keys resolved in this process outlive a test's rolled-back transaction.
     forget_api_keys()
+    forget_definitions()  # experiment ids come back after a rolled-back test
     yield
     cache.clear()
     forget_api_keys()
+    forget_definitions()
 
 
 @pytest.fixture

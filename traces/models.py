@@ -42,6 +42,11 @@ class Experiment(models.Model):
 
     name = models.CharField(max_length=250, unique=True)
     description = models.TextField(blank=True)
+    # Every feedback/expectation name must have a definition (assessments.definitions).
+    require_definitions = models.BooleanField(default=False)
+    # Changes (to a random value) with every definition change: workers compare it with the one
+    # their cached definitions were read at (assessments.definitions.cache).
+    definitions_stamp = models.BigIntegerField(default=0, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

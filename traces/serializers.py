@@ -47,7 +47,7 @@ class ExperimentOut(serializers.ModelSerializer):
 
     class Meta:
         model = Experiment
-        fields = ["experiment_id", "name", "description", "created_at"]
+        fields = ["experiment_id", "name", "description", "require_definitions", "created_at"]
         read_only_fields = fields
 
 
