@@ -6,59 +6,115 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('assessments', '0005_value_statistics'),
-        ('traces', '0005_require_definitions'),
+        ("assessments", "0005_value_statistics"),
+        ("traces", "0005_require_definitions"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='assessment',
-            name='definition_version',
+            model_name="assessment",
+            name="definition_version",
             field=models.PositiveIntegerField(blank=True, editable=False, null=True),
         ),
         migrations.CreateModel(
-            name='Definition',
+            name="Definition",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=250)),
-                ('kind', models.CharField(choices=[('feedback', 'Feedback'), ('expectation', 'Expectation')], default='feedback', max_length=12)),
-                ('current_version', models.PositiveIntegerField(default=1)),
-                ('archived_at', models.DateTimeField(blank=True, null=True)),
-                ('created_at', models.DateTimeField()),
-                ('updated_at', models.DateTimeField()),
-                ('experiment', models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='definitions', to='traces.experiment')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("name", models.CharField(max_length=250)),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[("feedback", "Feedback"), ("expectation", "Expectation")],
+                        default="feedback",
+                        max_length=12,
+                    ),
+                ),
+                ("current_version", models.PositiveIntegerField(default=1)),
+                ("archived_at", models.DateTimeField(blank=True, null=True)),
+                ("created_at", models.DateTimeField()),
+                ("updated_at", models.DateTimeField()),
+                (
+                    "experiment",
+                    models.ForeignKey(
+                        db_index=False,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="definitions",
+                        to="traces.experiment",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['name'],
+                "ordering": ["name"],
             },
         ),
         migrations.CreateModel(
-            name='DefinitionVersion',
+            name="DefinitionVersion",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('version', models.PositiveIntegerField()),
-                ('type', models.CharField(choices=[('boolean', 'Boolean'), ('number', 'Number'), ('category', 'Category'), ('text', 'Text'), ('json', 'JSON')], max_length=10)),
-                ('constraints', models.JSONField(blank=True, default=dict)),
-                ('description', models.TextField(blank=True, help_text='Instructions for reviewers.')),
-                ('created_at', models.DateTimeField()),
-                ('actor_label', models.CharField(blank=True, help_text='Who wrote this version.', max_length=250)),
-                ('created_by', models.ForeignKey(blank=True, db_index=False, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('created_by_key', models.ForeignKey(blank=True, db_index=False, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='traces.apikey')),
-                ('definition', models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='versions', to='assessments.definition')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("version", models.PositiveIntegerField()),
+                (
+                    "type",
+                    models.CharField(
+                        choices=[
+                            ("boolean", "Boolean"),
+                            ("number", "Number"),
+                            ("category", "Category"),
+                            ("text", "Text"),
+                            ("json", "JSON"),
+                        ],
+                        max_length=10,
+                    ),
+                ),
+                ("constraints", models.JSONField(blank=True, default=dict)),
+                ("description", models.TextField(blank=True, help_text="Instructions for reviewers.")),
+                ("created_at", models.DateTimeField()),
+                ("actor_label", models.CharField(blank=True, help_text="Who wrote this version.", max_length=250)),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        blank=True,
+                        db_index=False,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "created_by_key",
+                    models.ForeignKey(
+                        blank=True,
+                        db_index=False,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="traces.apikey",
+                    ),
+                ),
+                (
+                    "definition",
+                    models.ForeignKey(
+                        db_index=False,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="versions",
+                        to="assessments.definition",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['definition', 'version'],
+                "ordering": ["definition", "version"],
             },
         ),
         migrations.AddConstraint(
-            model_name='definition',
-            constraint=models.UniqueConstraint(fields=('experiment', 'name'), name='definition_unique_experiment_name'),
+            model_name="definition",
+            constraint=models.UniqueConstraint(fields=("experiment", "name"), name="definition_unique_experiment_name"),
         ),
         migrations.AddConstraint(
-            model_name='definitionversion',
-            constraint=models.UniqueConstraint(fields=('definition', 'version'), name='definitionversion_unique_version'),
+            model_name="definitionversion",
+            constraint=models.UniqueConstraint(
+                fields=("definition", "version"), name="definitionversion_unique_version"
+            ),
         ),
     ]

@@ -4,20 +4,19 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('traces', '0004_duration_index_nulls_last'),
+        ("traces", "0004_duration_index_nulls_last"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='experiment',
-            name='definitions_stamp',
+            model_name="experiment",
+            name="definitions_stamp",
             field=models.BigIntegerField(default=0, editable=False),
         ),
         migrations.AddField(
-            model_name='experiment',
-            name='require_definitions',
+            model_name="experiment",
+            name="require_definitions",
             field=models.BooleanField(default=False),
         ),
     ]
