@@ -14,6 +14,7 @@ from django.utils.html import format_html
 from traces.admin import ServiceErrorsMixin, admin_actor
 
 from . import services
+from .definitions import admin as definitions_admin  # noqa: F401 (registers the definitions' admin)
 from .models import Assessment, PendingAssessment, Revision
 
 CREATE_FIELDS = [

@@ -1,0 +1,165 @@
+"""The definitions page (owners change, members read), proposals from the data, and admin."""
+
+import pytest
+
+from assessments.definitions import services
+from assessments.definitions.models import Definition, DefinitionVersion
+from assessments.definitions.propose import propose, proposals_for
+from traces.access import Actor
+
+from ..factories import make_feedback, make_trace
+
+SYSTEM = Actor.for_system("test")
+
+
+def page(experiment, *rest):
+    return "/experiments/" + "/".join([str(experiment.pk), "definitions", *rest]) + "/"
+
+
+NEW_SCALE = {
+    "name": "helpfulness",
+    "kind": "feedback",
+    "type": "number",
+    "min": "1",
+    "max": "5",
+    "integer": "on",
+    "levels": "1 = Useless\n5 = Perfect",
+    "description": "How much did it help?",
+}
+
+
+def test_owner_defines_edits_to_a_new_version_and_archives(client, owner, experiment):
+    client.force_login(owner)
+    response = client.post(page(experiment), NEW_SCALE)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    version = DefinitionVersion.objects.get()
+    assert version.constraints == {"min": 1, "max": 5, "integer": True, "levels": {"1": "Useless", "5": "Perfect"}}
+    listing = client.get(page(experiment)).content.decode()
+    assert "helpfulness" in listing and "Useless" in listing and "v1" in listing
+    edit = client.get(page(experiment, "helpfulness", "edit"))
+    assert edit.status_code == 200 and "1 = Useless" in edit.content.decode()
+    response = client.post(page(experiment, "helpfulness", "edit"), {**NEW_SCALE, "max": "7"})
+    assert response.status_code == 302
+    assert Definition.objects.get().current_version == 2
+    versions = client.get(page(experiment, "helpfulness", "versions")).content.decode()
+    assert "v2" in versions and "v1" in versions and "olivia" in versions
+    assert client.post(page(experiment, "helpfulness", "archive")).status_code == 302
+    assert Definition.objects.get().is_archived
+
+
+def test_contradictory_definition_shows_the_error_on_the_form(client, owner, experiment):
+    client.force_login(owner)
+    response = client.post(page(experiment), {**NEW_SCALE, "min": "9"})
+    assert response.status_code == 200
+    assert "min (9) is greater than max (5)" in response.content.decode()
+    assert not Definition.objects.exists()
+
+
+def test_reviewer_reads_but_cannot_change(client, reviewer, experiment):
+    services.create_definition(experiment=experiment, actor=SYSTEM, name="tone", type="text")
+    client.force_login(reviewer)
+    listing = client.get(page(experiment))
+    assert listing.status_code == 200 and "tone" in listing.content.decode()
+    assert "New definition" not in listing.content.decode()
+    assert client.post(page(experiment), NEW_SCALE).status_code == 403
+    assert client.get(page(experiment, "tone", "edit")).status_code == 403
+    assert client.post(page(experiment, "tone", "archive")).status_code == 403
+    assert client.post(page(experiment, "require"), {"require": "on"}).status_code == 403
+
+
+def test_owner_switches_require_definitions(client, owner, experiment):
+    client.force_login(owner)
+    client.post(page(experiment, "require"), {"require": "on"})
+    experiment.refresh_from_db()
+    assert experiment.require_definitions
+    client.post(page(experiment, "require"), {})
+    experiment.refresh_from_db()
+    assert not experiment.require_definitions
+
+
+@pytest.mark.parametrize(
+    ("values", "type_", "constraints"),
+    [
+        ([True, False, True], "boolean", {}),
+        ([1, 3, 5, 4], "number", {"min": 1, "max": 5, "integer": True}),
+        ([0.2, 0.9], "number", {"min": 0.2, "max": 0.9, "integer": False}),
+        (
+            ["billing", "billing", "shipping", "shipping"],
+            "category",
+            {"options": [{"value": "billing"}, {"value": "shipping"}], "multiple": False},
+        ),
+        (["a long free text", "another one"], "text", {}),
+        ([["a", "b"], ["a"]], "category", {"options": [{"value": "a"}, {"value": "b"}], "multiple": True}),
+        ([1, "x"], "json", {}),
+    ],
+)
+def test_propose_reads_types_ranges_and_categories_from_values(values, type_, constraints):
+    proposal = propose(values, "q", "feedback")
+    assert (proposal.type, proposal.constraints) == (type_, constraints)
+    assert proposal.count == len(values)
+
+
+def test_owner_accepts_a_proposal_and_it_becomes_a_definition(client, owner, experiment):
+    trace = make_trace(experiment)
+    for value in (1, 2, 5, 5):
+        make_feedback(trace, name="stars", value=value)
+    make_feedback(trace, name="topic", value="billing")
+    make_feedback(trace, name="topic", value="billing")
+    proposals = {p.name: p for p in proposals_for(experiment.pk)}
+    assert proposals["stars"].counts == [("1", 1), ("2", 1), ("3", 0), ("4", 0), ("5", 2)]
+    client.force_login(owner)
+    shown = client.get(page(experiment, "propose")).content.decode()
+    assert 'data-proposal="stars"' in shown and "integers from 1 to 5" in shown
+    response = client.post(page(experiment, "propose"), {"accept": "stars"})
+    assert response.status_code == 302
+    version = DefinitionVersion.objects.get(definition__name="stars")
+    assert (version.type, version.constraints) == ("number", {"min": 1, "max": 5, "integer": True})
+    filled = client.post(page(experiment, "propose"), {"edit": "topic"}).content.decode()
+    assert "billing" in filled and 'value="category" selected' in filled.replace("selected=\"\"", "selected")
+
+
+def test_admin_creates_versions_and_archives_through_the_services(client, staff, experiment):
+    client.force_login(staff)
+    add = client.post(
+        "/admin/assessments/definition/add/",
+        {
+            "experiment": experiment.pk,
+            "name": "stars",
+            "kind": "feedback",
+            "type": "number",
+            "description": "",
+            "constraints": '{"min": 1, "max": 5, "integer": true}',
+            "versions-TOTAL_FORMS": "0",
+            "versions-INITIAL_FORMS": "0",
+        },
+    )
+    assert add.status_code == 302, add.content.decode()[:3000]
+    definition = Definition.objects.get()
+    bad = client.post(
+        f"/admin/assessments/definition/{definition.pk}/change/",
+        {
+            "type": "number",
+            "description": "",
+            "constraints": '{"min": 9, "max": 5}',
+            "versions-TOTAL_FORMS": "0",
+            "versions-INITIAL_FORMS": "0",
+        },
+    )
+    assert bad.status_code == 200 and "greater than max" in bad.content.decode()
+    good = client.post(
+        f"/admin/assessments/definition/{definition.pk}/change/",
+        {
+            "type": "number",
+            "description": "",
+            "constraints": '{"min": 1, "max": 10}',
+            "versions-TOTAL_FORMS": "0",
+            "versions-INITIAL_FORMS": "0",
+        },
+    )
+    assert good.status_code == 302
+    definition.refresh_from_db()
+    assert definition.current_version == 2
+    assert definition.versions.get(version=2).constraints == {"min": 1, "max": 10, "integer": False}
+    client.post(f"/admin/assessments/definition/{definition.pk}/delete/", {"post": "yes"})
+    definition.refresh_from_db()
+    assert definition.is_archived and definition.versions.count() == 2
