@@ -27,5 +27,6 @@ urlpatterns = [
     path("", include("traces.mlflow_run_urls")),
     path("", include("traces.mlflow_urls")),
     path("", include("assessments.urls")),
+    path("", include("assessments.definitions.urls")),
     path("", include("traces.urls")),
 ]

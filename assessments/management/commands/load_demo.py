@@ -20,6 +20,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from assessments import services
+from assessments.definitions.demo import define_demo
 from assessments.demo.builders import (
     DEFAULT_DEMO_KEY,
     DEMO_EXPERIMENT,
@@ -86,6 +87,8 @@ class Command(BaseCommand):
                 system,
             )
             second = self._experiment(SECOND_EXPERIMENT, "A text-to-SQL agent in development.", system)
+            for defined in (experiment, second):
+                define_demo(defined, system)  # before any feedback, so the demo's carries its versions
             trace_services.set_membership(
                 experiment=experiment,
                 user=reviewer_user,
