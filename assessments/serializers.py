@@ -192,6 +192,7 @@ class AssessmentOut(serializers.ModelSerializer):
             "overridden_by",
             "valid",
             "version",
+            "definition_version",
             "create_time",
             "last_update_time",
         ]
@@ -223,6 +224,7 @@ class AssessmentOut(serializers.ModelSerializer):
             "overridden_by": getattr(instance, "overridden_by_id", None),
             "valid": bool(instance.valid),
             "version": int(instance.version),
+            "definition_version": instance.definition_version,
             "create_time": iso_datetime(instance.create_time),
             "last_update_time": iso_datetime(instance.last_update_time),
         }
