@@ -274,3 +274,49 @@ def test_update_through_the_service_keeps_the_stamp_when_only_rationale_changes(
     assert updated.definition_version == 1
     updated = assessment_services.update_assessment(assessment=feedback, actor=SYSTEM, channel="api", value=8)
     assert updated.definition_version == 2
+
+
+# --- OTLP evaluation events --------------------------------------------------------------------
+
+
+def otlp_body(score: float) -> dict:
+    event_attributes = [
+        {"key": "gen_ai.evaluation.name", "value": {"stringValue": "relevance"}},
+        {"key": "gen_ai.evaluation.score.value", "value": {"doubleValue": score}},
+    ]
+    span = {
+        "traceId": "0123456789abcdef0123456789abcdef",
+        "spanId": "0000000000000001",
+        "name": "root",
+        "kind": 1,
+        "startTimeUnixNano": "1790000000000000000",
+        "endTimeUnixNano": "1790000000100000000",
+        "status": {"code": 1, "message": ""},
+        "events": [
+            {"name": "gen_ai.evaluation.result", "timeUnixNano": "1790000000050000000", "attributes": event_attributes}
+        ],
+    }
+    return {"resourceSpans": [{"resource": {"attributes": []}, "scopeSpans": [{"spans": [span]}]}]}
+
+
+def test_otlp_stores_the_spans_and_reports_the_refused_evaluation(api_key, experiment, caplog):
+    services.create_definition(experiment=experiment, actor=SYSTEM, name="relevance", type="number", min=0, max=1)
+    client = APIClient()
+    headers = {"Authorization": f"Bearer {api_key[1]}"}
+    with caplog.at_level("WARNING"):
+        response = client.post(
+            "/v1/traces", json.dumps(otlp_body(1.5)), content_type="application/json", headers=headers
+        )
+    assert response.status_code == 200, response.content
+    partial = response.json()["partialSuccess"]
+    assert "relevance (v1) expects a number from 0 to 1; got 1.5" in partial["errorMessage"]
+    assert int(partial.get("rejectedSpans", 0)) == 0
+    trace = experiment.traces.get()
+    assert trace.spans.count() == 1
+    assert not Assessment.objects.exists()
+    assert any("relevance (v1) expects" in record.getMessage() for record in caplog.records)
+    body = otlp_body(0.5)
+    body["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["events"][0]["timeUnixNano"] = "1790000000060000000"
+    response = client.post("/v1/traces", json.dumps(body), content_type="application/json", headers=headers)
+    assert response.status_code == 200 and response.json() == {}
+    assert Assessment.objects.get().definition_version == 1
