@@ -25,6 +25,7 @@ VALUE_INPUTS = {
     "number": "value_number",
     "category": "value_category",
     "json": "value_json",
+    "options": "value_options",
 }
 # Service error keys → the form field that shows them (value errors go to the active value input).
 SERVICE_FIELDS = {
@@ -111,10 +112,26 @@ class PanelForm(forms.Form):
                 self.add_error(target, message)
 
 
+class ValueTypeField(forms.ChoiceField):
+    """The value types the free form offers, plus `options`: the checkboxes of a definition
+    whose category takes several options (assessments/includes/definition_inputs.html)."""
+
+    def valid_value(self, value):
+        return value == "options" or super().valid_value(value)
+
+
+class AnyChoices(forms.MultipleChoiceField):
+    """A list of strings; the definition (in the services) says which are allowed."""
+
+    def valid_value(self, value):
+        return True
+
+
 class ValueFields(PanelForm):
     """The value, typed by `value_type`, ends up in cleaned_data["value"]."""
 
-    value_type = forms.ChoiceField(choices=VALUE_TYPES, initial="boolean", widget=forms.RadioSelect)
+    value_type = ValueTypeField(choices=VALUE_TYPES, initial="boolean", widget=forms.RadioSelect)
+    value_options = AnyChoices(required=False)
     value_boolean = forms.ChoiceField(choices=[("true", "Thumbs up"), ("false", "Thumbs down")], required=False)
     value_number = forms.CharField(
         required=False,
@@ -143,6 +160,8 @@ class ValueFields(PanelForm):
         elif value_type == "category":
             self.initial["value_category"] = value
         elif value is not None:
+            if isinstance(value, list) and all(isinstance(item, str) for item in value):
+                self.initial["value_options"] = value
             self.initial["value_json"] = json.dumps(value, indent=2, ensure_ascii=False)
 
     def clean(self):
@@ -166,6 +185,8 @@ class ValueFields(PanelForm):
                 self.add_error("value_category", "Enter a label.")
             else:
                 data["value"] = data["value_category"]
+        elif value_type == "options":
+            data["value"] = list(data.get("value_options") or [])
         elif value_type == "json":
             text = data.get("value_json", "")
             if not text:

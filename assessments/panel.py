@@ -13,6 +13,7 @@ from traces.access import REVIEWER, Actor
 from traces.models import Trace
 
 from . import selectors
+from .definitions.panel import panel_definitions
 from .forms import AssessmentCreateForm, AssessmentUpdateForm, OverrideForm, value_type_of
 from .models import Assessment, Revision
 from .services import can_change, can_override
@@ -186,6 +187,12 @@ def panel_context(
             sorted(context_params.items()),
         ),
         "trace_page_url": trace_url + (f"?{ctx.query(span=selected_span_id or '')}" if context_params else ""),
+        **panel_definitions(
+            experiment_id=exp_id,
+            mode=mode,
+            add_kind=add_kind if mode == "add" else (target.kind if target is not None else add_kind),
+            name=(form["name"].value() if mode == "add" else (target.name if target is not None else None)),
+        ),
     }
 
 

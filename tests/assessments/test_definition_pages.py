@@ -163,3 +163,77 @@ def test_admin_creates_versions_and_archives_through_the_services(client, staff,
     client.post(f"/admin/assessments/definition/{definition.pk}/delete/", {"post": "yes"})
     definition.refresh_from_db()
     assert definition.is_archived and definition.versions.count() == 2
+
+
+# --- the panel's forms built from definitions --------------------------------------------------
+
+
+@pytest.fixture
+def rubric(experiment):
+    services.create_definition(
+        experiment=experiment,
+        actor=SYSTEM,
+        name="helpfulness",
+        type="number",
+        min=1,
+        max=5,
+        integer=True,
+        levels={"1": "Useless", "5": "Perfect"},
+        description="How much did it help?",
+    )
+    services.create_definition(
+        experiment=experiment,
+        actor=SYSTEM,
+        name="topic",
+        type="category",
+        options=[{"value": "billing", "label": "Billing", "description": "Invoices"}, "shipping"],
+    )
+    services.create_definition(
+        experiment=experiment, actor=SYSTEM, name="tags", type="category", options=["a", "b", "c"], multiple=True
+    )
+    services.create_definition(experiment=experiment, actor=SYSTEM, name="note", type="text", max_length=80)
+    services.create_definition(experiment=experiment, actor=SYSTEM, name="score", type="number", min=0, max=1)
+
+
+def panel(client, trace, **params):
+    response = client.get(f"/traces/{trace.trace_id}/assessments/", params, headers={"HX-Request": "true"})
+    assert response.status_code == 200
+    return response.content.decode()
+
+
+def test_add_form_shows_level_buttons_with_descriptions(reviewer_client, trace, rubric):
+    html = panel(reviewer_client, trace, add="feedback", name="helpfulness")
+    assert 'data-definition="helpfulness"' in html and "How much did it help?" in html
+    for step in range(1, 6):
+        assert f'name="value_number" value="{step}" data-key="{step}"' in html
+    assert "<small>Useless</small>" in html and "<small>Perfect</small>" in html
+    assert 'name="value_type" value="segmented"' not in html and 'class="segmented"' not in html
+
+
+def test_add_form_shows_radios_checkboxes_text_counter_and_bounded_number(reviewer_client, trace, rubric):
+    topic = panel(reviewer_client, trace, add="feedback", name="topic")
+    assert 'type="radio" name="value_category" value="billing" data-key="1"' in topic and "Invoices" in topic
+    tags = panel(reviewer_client, trace, add="feedback", name="tags")
+    assert 'type="checkbox" name="value_options" value="c" data-key="3"' in tags
+    note = panel(reviewer_client, trace, add="feedback", name="note")
+    assert 'maxlength="80"' in note and "data-def-count" in note
+    score = panel(reviewer_client, trace, add="feedback", name="score")
+    assert 'type="number" name="value_number"' in score and 'min="0"' in score and 'max="1"' in score
+    free = panel(reviewer_client, trace, add="feedback", name="undefined_name")
+    assert 'class="segmented"' in free and "data-def-keys" not in free
+    assert 'name="name" value="helpfulness"' in free  # the defined names to pick from
+
+
+def test_checkboxes_store_a_list_and_edit_shows_them_checked(reviewer_client, trace, rubric):
+    from assessments.models import Assessment
+
+    response = reviewer_client.post(
+        f"/traces/{trace.trace_id}/feedback/new/",
+        {"name": "tags", "value_type": "options", "value_options": ["a", "c"]},
+        headers={"HX-Request": "true"},
+    )
+    assert response.status_code == 200
+    stored = Assessment.objects.get()
+    assert (stored.value, stored.definition_version) == (["a", "c"], 1)
+    edit = panel(reviewer_client, trace, edit=stored.assessment_id)
+    assert 'value="a" data-key="1" checked' in edit and 'value="b" data-key="2">' in edit
