@@ -14,3 +14,10 @@ class AssessmentsConfig(AppConfig):
 
         if attach_on_ingest not in trace_stored_hooks:
             trace_stored_hooks.append(attach_on_ingest)
+        # The filter language reads assessment types from the definitions.
+        from traces.filter_types import type_sources
+
+        from .definitions.cache import value_types
+
+        if value_types not in type_sources:
+            type_sources.append(value_types)

@@ -162,10 +162,13 @@ def search_traces(
     """Traces the actor may see, narrowed by experiment, the filter language, status and time range.
 
     Raises ValidationError for bad parameters and traces.filters.FilterError for a bad filter.
+    Assessment names defined in the searched experiments compare by their definitions' types
+    (traces.filter_types).
     """
-    from .filters import filter_traces
+    from .filter_types import filter_typed
 
     queryset = Trace.objects.defer(*LIST_DEFERRED)
+    allowed = []
     visible = visible_experiments(actor)
     if experiment_ids:
         ids = []
@@ -186,7 +189,7 @@ def search_traces(
         queryset = queryset.filter(request_time__gte=_epoch_ms_or_iso(start_time, "start_time"))
     if end_time:
         queryset = queryset.filter(request_time__lt=_epoch_ms_or_iso(end_time, "end_time"))
-    return filter_traces(queryset, filter_text)
+    return filter_typed(queryset, filter_text, allowed)
 
 
 @dataclass

@@ -105,3 +105,18 @@ def load(experiment_id: int, *, stamp: int = 0, require: bool = False) -> Experi
     return ExperimentRules(
         stamp=stamp, require=require, rules={version.definition.name: Rule.of(version) for version in versions}
     )
+
+
+def value_types(experiment_ids) -> dict:
+    """traces.filter_types source: {(kind, name): ValueType} of the experiments' definitions;
+    a name the experiments define differently is left out."""
+    from traces.filter_types import ValueType
+
+    types, conflicting = {}, set()
+    for experiment_id in experiment_ids:
+        for rule in rules_for(experiment_id).rules.values():
+            key = (rule.kind, rule.name)
+            value_type = ValueType(rule.type, bool(rule.constraints.get("multiple")))
+            if types.setdefault(key, value_type) != value_type:
+                conflicting.add(key)
+    return {key: value for key, value in types.items() if key not in conflicting}
