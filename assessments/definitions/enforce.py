@@ -44,3 +44,18 @@ def held_definition_version(actor_experiment_ids: Iterable[int], *, kind: str, n
     if len(experiment_ids) != 1:
         return None
     return definition_version(experiment_ids[0], kind=kind, name=name, value=value, error=error)
+
+
+def one_statement_version(key_experiment_ids, *, kind: str, name: str, value, error=None) -> tuple[bool, int | None]:
+    """For the one-statement create (the experiment is learnt only as the row is inserted):
+    (usable, definition_version). A key scoped to one experiment is checked against it now
+    (ValidationError when refused); with several, the one-statement path is usable only when
+    none of them defines `name` or requires definitions."""
+    experiment_ids = list(key_experiment_ids)
+    if len(experiment_ids) == 1:
+        return True, definition_version(experiment_ids[0], kind=kind, name=name, value=value, error=error)
+    for experiment_id in experiment_ids:
+        rules = rules_for(experiment_id)
+        if rules.require or name in rules.rules:
+            return False, None
+    return True, None
