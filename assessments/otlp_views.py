@@ -28,6 +28,7 @@ from traces.access import Actor
 from traces.models import Experiment, Trace
 
 from . import services
+from .definitions import enforce as definitions
 from .models import Assessment
 
 logger = logging.getLogger(__name__)
@@ -70,7 +71,10 @@ def evaluation_id(trace_id: str, evaluation: otlp.Evaluation) -> str:
     return "a-" + digest[:32]
 
 
-def _log_evaluations(trace: Trace, decoded: otlp.DecodedTrace, actor: Actor) -> None:
+def _log_evaluations(trace: Trace, decoded: otlp.DecodedTrace, actor: Actor) -> list[str]:
+    """Write the trace's evaluation events as feedback; returns why events were refused by the
+    experiment's definitions (their spans are stored all the same)."""
+    refused = []
     known = (
         set(Assessment.objects.filter(trace_id=trace.pk).values_list("pk", flat=True)) if decoded.evaluations else ()
     )
@@ -84,6 +88,15 @@ def _log_evaluations(trace: Trace, decoded: otlp.DecodedTrace, actor: Actor) -> 
             if evaluation.label is not None and evaluation.value is not None
             else {}
         )
+        try:
+            definitions.definition_version(
+                trace.experiment_id, kind=Assessment.Kind.FEEDBACK, name=evaluation.name, value=value
+            )
+        except ValidationError as exc:
+            reason = f"{trace.pk} span {evaluation.span_id}: " + "; ".join(exc.messages)
+            logger.warning("otlp: evaluation event refused by its definition: %s", reason)
+            refused.append(reason)
+            continue
         services.log_feedback(
             trace=trace,
             name=evaluation.name,
@@ -100,6 +113,7 @@ def _log_evaluations(trace: Trace, decoded: otlp.DecodedTrace, actor: Actor) -> 
             if evaluation.time_unix_nano
             else None,
         )
+    return refused
 
 
 def _error(status: int, message: str, code: str) -> JsonResponse:
@@ -124,6 +138,7 @@ def otlp_traces(request):
             limit=settings.FEEDBACKHUB_MAX_BODY_BYTES,
         )
         decoded = {item.trace_id: item for item in otlp.decode_traces(message)}
+        refused = []  # evaluation events outside a definition: the spans are stored, the feedback is not
         result = trace_services.ingest_export(
             experiment=experiment,
             actor=actor,
@@ -132,7 +147,7 @@ def otlp_traces(request):
                 {"trace_id": item.trace_id, "spans": item.spans, "tags": item.tags, "metadata": item.metadata}
                 for item in decoded.values()
             ],
-            each=lambda trace, item: _log_evaluations(trace, decoded[item["trace_id"]], actor),
+            each=lambda trace, item: refused.extend(_log_evaluations(trace, decoded[item["trace_id"]], actor)),
         )
     except Exception as exc:
         # the one translation (feedbackhub.errors); a lost database is the middleware's 503
@@ -142,5 +157,10 @@ def otlp_traces(request):
         return _error(answer.status, answer.message, answer.mlflow_code)
     if result.refused:
         logger.info("otlp: refused %d trace(s) whose id is taken: %s", len(result.refused), result.error_message)
-    body, content_type = otlp.export_response(request.content_type, result.rejected_spans, result.error_message)
+    # OTLP's partial_success reports both: traces refused whole, and evaluation feedback refused
+    # while its spans were stored (no span rejected for that).
+    messages = [result.error_message] if result.error_message else []
+    if refused:
+        messages.append(f"{len(refused)} evaluation event(s) refused: " + " | ".join(refused))
+    body, content_type = otlp.export_response(request.content_type, result.rejected_spans, "; ".join(messages))
     return HttpResponse(body, content_type=content_type)
