@@ -159,6 +159,8 @@ _CLEANERS = {
 
 
 def _got(value) -> str:
+    if type(value) is float and value.is_integer() and abs(value) < 1e15:
+        return str(int(value))  # the MLflow protocol carries every number as a double
     text = json.dumps(value, ensure_ascii=False, default=str)
     return text if len(text) <= 80 else text[:77] + "…"
 
