@@ -104,7 +104,7 @@ def propose(values: list, name: str, kind: str) -> Proposal:
         return Proposal(name, kind, "text", {}, count, f"{len(tally)} distinct texts, the longest {longest} characters")
     if only == "list" and all(isinstance(item, str) for value in seen for item in value):
         tally = Counter(item for value in seen for item in value)
-        if 0 < len(tally) <= MAX_CATEGORIES:
+        if 0 < len(tally) <= MAX_CATEGORIES and sum(tally.values()) >= 2 * len(tally):
             options = [{"value": value} for value, _ in tally.most_common()]
             return Proposal(
                 name,

@@ -22,6 +22,18 @@
     input.focus();
   });
 
+  // The definitions page: show the constraints of the chosen type only.
+  function showConstraints() {
+    var type = document.getElementById("def-type");
+    if (!type) return;
+    document.querySelectorAll("[data-for-type]").forEach(function (field) {
+      field.hidden = field.dataset.forType !== type.value;
+    });
+  }
+  document.addEventListener("change", function (e) { if (e.target.id === "def-type") showConstraints(); });
+  document.addEventListener("DOMContentLoaded", showConstraints);
+  if (document.readyState !== "loading") showConstraints();
+
   document.addEventListener("input", function (e) {
     var area = e.target.closest && e.target.closest("[data-def-counter]");
     var count = area && area.parentNode.querySelector("[data-def-count]");
