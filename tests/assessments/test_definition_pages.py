@@ -89,7 +89,7 @@ def test_owner_switches_require_definitions(client, owner, experiment):
             {"options": [{"value": "billing"}, {"value": "shipping"}], "multiple": False},
         ),
         (["a long free text", "another one"], "text", {}),
-        ([["a", "b"], ["a"]], "category", {"options": [{"value": "a"}, {"value": "b"}], "multiple": True}),
+        ([["a", "b"], ["a"], ["b"]], "category", {"options": [{"value": "a"}, {"value": "b"}], "multiple": True}),
         ([1, "x"], "json", {}),
     ],
 )
