@@ -87,7 +87,9 @@ def rules_for(experiment_id: int | None) -> ExperimentRules:
     if row is None:
         return _NOTHING
     stamp, require = row[0], bool(row[1])
-    if entry is None or entry.stamp != stamp or entry.require != require:
+    if stamp == 0:  # never had a definition: nothing to load
+        entry = ExperimentRules(stamp=0, require=require)
+    elif entry is None or entry.stamp != stamp or entry.require != require:
         entry = load(experiment_id, stamp=stamp, require=require)
     entry.checked_at = now
     _entries[experiment_id] = entry

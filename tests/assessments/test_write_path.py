@@ -7,6 +7,7 @@ from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
 from assessments import services
+from assessments.definitions.cache import rules_for
 from assessments.models import Assessment, PendingAssessment, Revision
 from assessments.serializers import AssessmentOut
 from traces import authentication
@@ -89,6 +90,7 @@ postgres_only = pytest.mark.skipif(connection.vendor != "postgresql", reason="th
 def test_one_statement_insert_writes_the_same_rows(experiment):
     trace = make_trace(experiment, spans=3)
     actor = Actor.for_system("tests")
+    rules_for(experiment.pk)  # each worker reads an experiment's definitions once (their cache)
     with CaptureQueriesContext(connection) as captured:
         created = services.log_feedback(
             trace=trace,
