@@ -21,3 +21,9 @@ class AssessmentsConfig(AppConfig):
 
         if value_types not in type_sources:
             type_sources.append(value_types)
+        # Every write path checks values against the experiment's definitions (one validator).
+        from .definitions.enforce import check_fields
+        from .services import validation
+
+        if check_fields not in validation.EXPERIMENT_RULES:
+            validation.EXPERIMENT_RULES.append(check_fields)

@@ -1,8 +1,10 @@
-"""Where the assessment write path asks the definitions: one check per create or update.
+"""Where the assessment write path asks the definitions: the rule the one validator runs
+(assessments.services.validation.EXPERIMENT_RULES, registered by assessments.apps).
 
-`check_fields` is the rule the assessments validator runs once the experiment is known (every
-create: single, override, batch, held, and every update); it raises ValidationError naming the
-definition, its version and the rule, and stamps `fields["definition_version"]`.
+It runs on every create (single, override, batch, held when held and when attached, the
+one-statement create of a single-experiment key) and on every update that changes a name,
+value or error; it raises ValidationError naming the definition, its version and the rule, and
+stamps `fields["definition_version"]`.
 """
 
 from __future__ import annotations
@@ -26,36 +28,14 @@ def check_fields(experiment_id: int, kind: str, fields: dict) -> None:
     )
 
 
-def applies_to_any(experiment_ids: Iterable[int]) -> bool:
-    """Whether a write into any of these experiments must be checked (they have a definition
-    or require one). Cheap: the per-worker cache answers without a query when fresh."""
+def applies(experiment_ids: Iterable[int], kind: str, fields: dict) -> bool:
+    """Whether the check can matter for `fields` in any of these experiments (one defines the
+    name or requires definitions). Cheap: the per-worker cache answers without a query when fresh."""
     for experiment_id in experiment_ids:
         rules = rules_for(experiment_id)
-        if rules.rules or rules.require:
+        if rules.require or fields["name"] in rules.rules:
             return True
     return False
 
 
-def held_definition_version(actor_experiment_ids: Iterable[int], *, kind: str, name: str, value, error=None):
-    """Feedback held for a trace that has not arrived: checked now when the sender's key is
-    scoped to a single experiment (the trace can only land there); with several, the check
-    waits for the trace. Returns the version (or None); raises ValidationError."""
-    experiment_ids = list(actor_experiment_ids)
-    if len(experiment_ids) != 1:
-        return None
-    return definition_version(experiment_ids[0], kind=kind, name=name, value=value, error=error)
-
-
-def one_statement_version(key_experiment_ids, *, kind: str, name: str, value, error=None) -> tuple[bool, int | None]:
-    """For the one-statement create (the experiment is learnt only as the row is inserted):
-    (usable, definition_version). A key scoped to one experiment is checked against it now
-    (ValidationError when refused); with several, the one-statement path is usable only when
-    none of them defines `name` or requires definitions."""
-    experiment_ids = list(key_experiment_ids)
-    if len(experiment_ids) == 1:
-        return True, definition_version(experiment_ids[0], kind=kind, name=name, value=value, error=error)
-    for experiment_id in experiment_ids:
-        rules = rules_for(experiment_id)
-        if rules.require or name in rules.rules:
-            return False, None
-    return True, None
+check_fields.applies = applies

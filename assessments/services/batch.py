@@ -222,6 +222,7 @@ def _write_batch(*, items: list[dict], keys: dict, actor: Actor, channel: str) -
                 "create_time": now,
                 "last_update_time": now,
                 "idempotency_key": key,
+                "definition_version": fields.get("definition_version"),
             }
             assessment = bulk.saved_instance(Assessment, row)
             assessment.replayed = False

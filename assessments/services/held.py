@@ -110,6 +110,9 @@ def hold(
     owner = _owner(actor)
     if not isinstance(trace_id, str) or not TRACE_ID_RE.fullmatch(trace_id):
         raise ValidationError({"trace_id": "must be 'tr-' followed by 32 lowercase hex digits"})
+    # Checked when held against the rules current then, if the key's experiment is known
+    # (a key scoped to one); the rules run again when the trace arrives.
+    validation.check_before_experiment_known(actor.key_experiment_ids, kind, dict(fields))
     now = timezone.now()
     expire(now=now)
     payload = {
@@ -188,6 +191,8 @@ def update(*, held: Assessment, actor: Actor, channel: str, expected_version: in
         before = view.snapshot()
         if all(getattr(view, field) == value for field, value in cleaned.items()):
             return view
+        if {"name", "value", "error"} & set(cleaned):
+            validation.check_before_experiment_known(actor.key_experiment_ids, current.kind, {**before, **cleaned})
         current.payload = {
             **current.payload,
             "updates": [*(current.payload.get("updates") or []), cleaned],

@@ -47,6 +47,7 @@ def new_assessment(
         create_time=create_time or now,
         last_update_time=create_time or now,
         idempotency_key=fields["idempotency_key"],
+        definition_version=fields.get("definition_version"),
     )
     assessment.replayed = False
     return assessment

@@ -27,9 +27,11 @@ KINDS = frozenset(Assessment.Kind.values)
 EDITABLE_FIELDS = ("name", "value", "error", "rationale", "metadata")
 
 # Rules that depend on the experiment: callables (experiment_id, kind, fields) that raise
-# ValidationError. `fields` holds the cleaned create fields (or an update's resulting state).
-# Registered by the apps that own the rules; while any is registered the one-statement
-# create (verbs._create_by_trace_id, which learns the experiment only as it inserts) steps aside.
+# ValidationError and may add columns to `fields` (the definitions' rule stamps
+# `definition_version`). `fields` holds the cleaned create fields (or an update's resulting
+# state). Registered by the apps that own the rules. A rule may have an `applies(experiment_ids,
+# kind, fields)` attribute saying cheaply whether it can matter in those experiments; a rule
+# without one always can.
 EXPERIMENT_RULES: list[Callable[[int, str, dict], None]] = []
 
 
@@ -37,6 +39,20 @@ def check_for_experiment(experiment_id: int, kind: str, fields: dict) -> None:
     """Run the experiment's rules on one create's (or update's) fields; raises ValidationError."""
     for rule in EXPERIMENT_RULES:
         rule(experiment_id, kind, fields)
+
+
+def check_before_experiment_known(experiment_ids, kind: str, fields: dict) -> bool:
+    """For a write whose experiment is not known yet (held feedback, the one-statement create),
+    among the actor's `experiment_ids`: when there is one, its rules run now (ValidationError)
+    and the answer is True; with several, True only when no rule can matter in any of them
+    (the rules then run once the experiment is known)."""
+    if len(experiment_ids) == 1:
+        check_for_experiment(next(iter(experiment_ids)), kind, fields)
+        return True
+    return not any(
+        getattr(rule, "applies", None) is None or rule.applies(experiment_ids, kind, fields)
+        for rule in EXPERIMENT_RULES
+    )
 
 
 def check_json(value, field: str) -> None:

@@ -150,10 +150,14 @@ def _create_by_trace_id(kind, trace_id, fields, actor, channel, create_time) -> 
         or "\x00" in trace_id
         or fields["span_id"]
         or fields["idempotency_key"] is not None
-        or validation.EXPERIMENT_RULES
         or not fastsql.usable()
     ):
         return None
+    try:
+        if not validation.check_before_experiment_known(actor.key_experiment_ids, kind, fields):
+            return None
+    except ValidationError:
+        return None  # the ordinary path answers (404 first for a trace the key cannot see)
     assessment = rows.new_assessment(
         kind=kind, trace_id=trace_id, experiment_id=None, fields=fields, actor=actor, create_time=create_time
     )
@@ -253,12 +257,19 @@ def update(
         cleaned = validation.clean_changes(current.kind, {"value": current.value, "error": current.error}, changes)
         for field, value in cleaned.items():
             setattr(current, field, value)
-        validation.check_for_experiment(current.experiment_id, current.kind, current.snapshot())
         if current.snapshot() == before:
             return current
+        checked = []
+        # Only a changed name, value or error is judged again (a rationale edit keeps the
+        # version the value was checked against).
+        if {"name", "value", "error"} & set(cleaned):
+            state = current.snapshot()
+            validation.check_for_experiment(current.experiment_id, current.kind, state)
+            current.definition_version = state.get("definition_version")
+            checked = ["definition_version"]
         current.version += 1
         current.last_update_time = timezone.now()
-        current.save(update_fields=[*cleaned, "version", "last_update_time"])
+        current.save(update_fields=[*cleaned, *checked, "version", "last_update_time"])
         record(Revision.Action.UPDATE, current, actor, channel, before, current.snapshot())
     return current
 

@@ -14,7 +14,7 @@ from assessments.services import held, validation
 from traces import services as trace_services
 from traces.access import Actor
 
-from ..factories import SYSTEM, make_api_key, make_spans, make_trace
+from ..factories import SYSTEM, make_api_key, make_experiment, make_spans, make_trace
 from ..mlflow.payloads import new_trace_id
 
 pytestmark = pytest.mark.django_db
@@ -233,8 +233,13 @@ def test_an_experiment_rule_applies_to_single_batch_and_held_writes(monkeypatch,
             items=[{"trace_id": trace.pk, "name": "n", "value": 3}], actor=key_actor, channel="api"
         )
     assert create(key_actor, trace.pk, value=True).outcome == services.CREATED
+    # held by a key scoped to one experiment: the trace can only land there, so checked when held
+    with pytest.raises(ValidationError, match="takes booleans"):
+        create(key_actor, new_trace_id(), value=3)
+    # held by a key of several experiments: the experiment is not known yet, checked when attached
+    multi_key, _ = make_api_key(experiment, make_experiment("another"))
     trace_id = new_trace_id()
-    create(key_actor, trace_id, value=3)  # held: the experiment is not known yet
+    create(Actor.for_key(multi_key), trace_id, value=3)
     make_trace(experiment, spans=1, trace_id=trace_id)
     assert not Assessment.objects.filter(trace_id=trace_id).exists()  # refused when attached
     assert [r.action for r in Revision.objects.filter(trace_id=trace_id).order_by("id")] == ["create", "delete"]
