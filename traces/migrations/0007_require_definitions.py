@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("traces", "0004_duration_index_nulls_last"),
+        ("traces", "0006_runs_and_trace_deletions"),
     ]
 
     operations = [

@@ -7,8 +7,8 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("assessments", "0005_value_statistics"),
-        ("traces", "0005_require_definitions"),
+        ("assessments", "0007_feedback_token"),
+        ("traces", "0007_require_definitions"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
