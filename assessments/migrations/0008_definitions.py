@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
     dependencies = [
         ("assessments", "0007_feedback_token"),
-        ("traces", "0007_require_definitions"),
+        ("traces", "0008_require_definitions"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

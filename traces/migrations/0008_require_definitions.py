@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("traces", "0006_runs_and_trace_deletions"),
+        ("traces", "0007_trace_token_usage_and_cost"),
     ]
 
     operations = [
