@@ -1,8 +1,9 @@
 from django.urls import path
 
-from . import api, batch_api, public_api
+from . import api, batch_api, experiment_api, public_api
 
 urlpatterns = [
+    path("experiments/<str:experiment_id>", experiment_api.ExperimentDetailApi.as_view(), name="api_experiment_detail"),
     path("traces/<str:trace_id>", api.TraceDetailApi.as_view(), name="api_trace_detail"),
     path(
         "traces/<str:trace_id>/feedback",

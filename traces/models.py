@@ -47,6 +47,13 @@ class Experiment(models.Model):
     # Changes (to a random value) with every definition change: workers compare it with the one
     # their cached definitions were read at (assessments.definitions.cache).
     definitions_stamp = models.BigIntegerField(default=0, editable=False)
+    # The name the reviewer's one-key thumbs (u/d on the trace page) write: the reviewers' own
+    # verdict, never end users' or judges' series.
+    verdict_name = models.CharField(max_length=250, default="reviewer_verdict")
+    # Traces older than this many days are purged (`manage.py purge`); null keeps them forever.
+    retention_days = models.PositiveIntegerField(null=True, blank=True)
+    # The purge keeps traces that carry human feedback.
+    retention_keep_human = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -47,7 +47,16 @@ class ExperimentOut(serializers.ModelSerializer):
 
     class Meta:
         model = Experiment
-        fields = ["experiment_id", "name", "description", "require_definitions", "created_at"]
+        fields = [
+            "experiment_id",
+            "name",
+            "description",
+            "require_definitions",
+            "verdict_name",
+            "retention_days",
+            "retention_keep_human",
+            "created_at",
+        ]
         read_only_fields = fields
 
 

@@ -1,4 +1,4 @@
-"""Native REST API v1 for feedback definitions and the experiment's `require_definitions`.
+"""Native REST API v1 for feedback definitions (the experiment's settings: assessments.experiment_api).
 
 Everyone who sees the experiment reads; owners, staff and the experiment's API keys change
 (the services decide). Thin views: parse, one service call, present.
@@ -12,40 +12,14 @@ from rest_framework.views import APIView
 from feedbackhub.api import errors
 from traces import selectors as trace_selectors
 from traces.authentication import request_actor
-from traces.serializers import ExperimentOut
 
 from . import selectors, services
-from .serializers import DefinitionInput, DefinitionOut, DefinitionVersionOut, ExperimentSettingsInput
+from .serializers import DefinitionInput, DefinitionOut, DefinitionVersionOut
 
 
 def _changes(data: DefinitionInput) -> dict:
     """The fields the client sent (a null constraint removes it on PATCH)."""
     return {key: value for key, value in data.validated_data.items() if key in data.initial_data}
-
-
-class ExperimentDetailApi(APIView):
-    @extend_schema(operation_id="experiments_read", tags=["experiments"], responses={200: ExperimentOut, **errors(404)})
-    def get(self, request, experiment_id):
-        experiment = trace_selectors.experiment_for(request_actor(request), experiment_id)
-        return Response(ExperimentOut(experiment).data)
-
-    @extend_schema(
-        operation_id="experiments_update",
-        tags=["experiments"],
-        request=ExperimentSettingsInput,
-        description="`require_definitions: true` refuses, on every write path, assessment names that "
-        "have no definition. Owners, staff and the experiment's API keys.",
-        responses={200: ExperimentOut, **errors(400, 403, 404)},
-    )
-    def patch(self, request, experiment_id):
-        actor = request_actor(request)
-        experiment = trace_selectors.experiment_for(actor, experiment_id)
-        data = ExperimentSettingsInput(data=request.data)
-        data.is_valid(raise_exception=True)
-        experiment = services.set_require_definitions(
-            experiment=experiment, actor=actor, require=data.validated_data["require_definitions"]
-        )
-        return Response(ExperimentOut(experiment).data)
 
 
 class DefinitionListApi(APIView):

@@ -3,7 +3,6 @@ from django.urls import path
 from . import api
 
 urlpatterns = [
-    path("experiments/<str:experiment_id>", api.ExperimentDetailApi.as_view(), name="api_experiment_detail"),
     path(
         "experiments/<str:experiment_id>/definitions",
         api.DefinitionListApi.as_view(),

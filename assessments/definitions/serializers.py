@@ -102,7 +102,3 @@ class DefinitionOut(DefinitionVersionOut):
             "updated_at": definition.updated_at.isoformat(),
             "created_by": version.actor_label,
         }
-
-
-class ExperimentSettingsInput(serializers.Serializer):
-    require_definitions = serializers.BooleanField()
