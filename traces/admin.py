@@ -11,6 +11,7 @@ from django.forms.models import BaseInlineFormSet
 from django.urls import reverse
 from django.utils.html import format_html
 
+from assessments.experiment_settings import SETTINGS, update_experiment_settings
 from assessments.trace_deletion import delete_traces
 
 from . import services
@@ -81,9 +82,17 @@ class ExperimentAdmin(ServiceErrorsMixin, admin.ModelAdmin):
     readonly_fields = ["created_at", "updated_at"]
     inlines = [MembershipInline]
 
+    def get_fields(self, request, obj=None):
+        # A new experiment starts with the default settings; they are changed afterwards,
+        # through the one settings service.
+        return ["name", "description", *((*SETTINGS, "created_at", "updated_at") if obj else ())]
+
     def save_model(self, request, obj, form, change):
         if change:
-            super().save_model(request, obj, form, change)
+            settings = {field: form.cleaned_data[field] for field in SETTINGS if field in form.changed_data}
+            if settings:
+                update_experiment_settings(experiment=obj, actor=admin_actor(request), **settings)
+            obj.save(update_fields=["name", "description", "updated_at"])
             return
         try:
             created = services.create_experiment(

@@ -134,3 +134,30 @@ def test_trace_changelist_query_count_does_not_grow(admin_client, experiment, dj
     # session, user, page count, the page (with experiments joined), the experiment filter choices
     with django_assert_max_num_queries(8):
         assert admin_client.get("/admin/traces/trace/").status_code == 200
+
+
+def test_admin_changes_settings_through_the_settings_service(admin_client, experiment):
+    form = {
+        "name": experiment.name,
+        "description": "",
+        "verdict_name": "answer_ok",
+        "retention_days": "0",
+        "memberships-TOTAL_FORMS": "0",
+        "memberships-INITIAL_FORMS": "0",
+    }
+    refused = admin_client.post(f"/admin/traces/experiment/{experiment.pk}/change/", form)
+    assert refused.status_code == 200
+    assert "1 to 36500" in refused.content.decode()
+    experiment.refresh_from_db()
+    assert (experiment.verdict_name, experiment.retention_days) == ("reviewer_verdict", None)
+    accepted = admin_client.post(
+        f"/admin/traces/experiment/{experiment.pk}/change/",
+        {**form, "retention_days": "30", "retention_keep_human": "on"},
+    )
+    assert accepted.status_code == 302
+    experiment.refresh_from_db()
+    assert (experiment.verdict_name, experiment.retention_days, experiment.retention_keep_human) == (
+        "answer_ok",
+        30,
+        True,
+    )
