@@ -4,25 +4,24 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('traces', '0008_require_definitions'),
+        ("traces", "0008_require_definitions"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='experiment',
-            name='retention_days',
+            model_name="experiment",
+            name="retention_days",
             field=models.PositiveIntegerField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='experiment',
-            name='retention_keep_human',
+            model_name="experiment",
+            name="retention_keep_human",
             field=models.BooleanField(default=False),
         ),
         migrations.AddField(
-            model_name='experiment',
-            name='verdict_name',
-            field=models.CharField(default='reviewer_verdict', max_length=250),
+            model_name="experiment",
+            name="verdict_name",
+            field=models.CharField(default="reviewer_verdict", max_length=250),
         ),
     ]
