@@ -47,6 +47,10 @@ test-fast: venv
 SERVE_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/feedbackhub
 # Extra arguments for bench/run.py, e.g. `make bench BENCH_ARGS="--quick"`.
 BENCH_ARGS ?=
+# Extra arguments for bench/queues.py (review queues: next and answer with 10 reviewers at once).
+BENCH_QUEUES_ARGS ?=
+# Extra arguments for bench/export.py (exports at 1M assessments, purge under load); --quick follows BENCH_ARGS.
+EXPORT_BENCH_ARGS ?= $(filter --quick,$(BENCH_ARGS))
 
 .PHONY: serve bench
 
@@ -95,3 +99,5 @@ bench: venv
 	command -v wrk >/dev/null || apt-get install -y wrk || (apt-get update && apt-get install -y wrk)
 	command -v pgbench >/dev/null || apt-get install -y postgresql-client || (apt-get update && apt-get install -y postgresql-client)
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
+	$(BIN)/python bench/queues.py $(BENCH_QUEUES_ARGS)
+	$(BIN)/python bench/export.py $(EXPORT_BENCH_ARGS)

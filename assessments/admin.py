@@ -157,6 +157,7 @@ class RevisionAdmin(ReadOnlyAdmin):
         "actor_label",
     ]
     date_hierarchy = "created_at"
+    ordering = ["-created_at", "-id"]  # newest first: an audit trail is read from the latest change
     show_full_result_count = False
     fields = [
         "created_at",

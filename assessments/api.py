@@ -111,8 +111,9 @@ class TraceDetailApi(APIView):
         responses={200: TraceDetailOut, **errors(404)},
     )
     def get(self, request, trace_id):
-        trace = trace_selectors.trace_for_detail(request_actor(request), checked_id(trace_id, "Trace"))
-        context = {"assessments": selectors.assessments_for_trace(trace)}
+        actor = request_actor(request)
+        trace = trace_selectors.trace_for_detail(actor, checked_id(trace_id, "Trace"))
+        context = {"assessments": selectors.assessments_for_trace(trace, actor)}
         return Response(TraceDetailOut(trace, context=context).data)
 
     @extend_schema(
@@ -209,8 +210,9 @@ class TraceAssessmentListApi(APIView):
         responses={200: AssessmentOut(many=True), **errors(404)},
     )
     def get(self, request, trace_id):
-        trace = trace_selectors.trace_for_detail(request_actor(request), checked_id(trace_id, "Trace"))
-        return Response(AssessmentOut(selectors.assessments_for_trace(trace), many=True).data)
+        actor = request_actor(request)
+        trace = trace_selectors.trace_for_detail(actor, checked_id(trace_id, "Trace"))
+        return Response(AssessmentOut(selectors.assessments_for_trace(trace, actor), many=True).data)
 
 
 class AssessmentDetailApi(APIView):

@@ -10,6 +10,7 @@ import json
 import math
 
 from django import forms
+from django.conf import settings
 from django.core.exceptions import ValidationError
 
 from .models import Assessment
@@ -88,6 +89,9 @@ class PanelForm(forms.Form):
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("auto_id", "af-%s")
         super().__init__(*args, **kwargs)
+        if "rationale" in self.fields:
+            # The browser stops at the limit instead of uploading a megabyte the service refuses.
+            self.fields["rationale"].widget.attrs["maxlength"] = settings.FEEDBACKHUB_MAX_VALUE_BYTES
 
     def add_error(self, field, error):
         super().add_error(field, error)

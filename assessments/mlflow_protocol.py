@@ -23,6 +23,7 @@ from django.db.models import Prefetch
 from django.http import Http404, HttpResponse
 
 from feedbackhub import values
+from feedbackhub.replicas import reads_from_replica
 from feedbackhub.timeouts import bounded_search
 from traces import mlflow_protocol as protocol
 from traces import selectors as trace_selectors
@@ -535,6 +536,7 @@ def batch_get_trace_infos(request, message, actor):
 
 
 @protocol.mlflow_endpoint("POST", "GET")
+@reads_from_replica
 def search_traces(request, message, actor):
     """SearchTracesV3: the shared filter language (MLflow's grammar plus OR / parentheses),
     MLflow's order_by and tie-breakers, max_results <= 500, opaque page tokens."""

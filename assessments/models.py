@@ -186,6 +186,7 @@ class Revision(models.Model):
         OTLP = "otlp"
         ADMIN = "admin"
         PUBLIC = "public"
+        QUEUE = "queue"
 
     # Plain copies rather than foreign keys: the history outlives the rows it describes.
     # Indexed in Meta (plain b-trees: nothing searches them with LIKE).

@@ -13,6 +13,7 @@ from traces.access import REVIEWER, Actor
 from traces.models import Trace
 
 from . import selectors
+from .definitions.cache import rules_for
 from .definitions.panel import panel_definitions
 from .forms import AssessmentCreateForm, AssessmentUpdateForm, OverrideForm, value_type_of
 from .models import Assessment, Revision
@@ -68,7 +69,7 @@ def panel_context(
     """
     exp_id = trace.experiment_id
     if assessments is None:
-        assessments = selectors.assessments_for_trace(trace)
+        assessments = selectors.assessments_for_trace(trace, actor)
     if selected_span is not None:
         selected_span_id = selected_span.span_id
     if span_names is None:
@@ -116,7 +117,7 @@ def panel_context(
 
     if mode == "add" and add_kind not in KINDS:
         add_kind = Assessment.Kind.FEEDBACK
-    main_name = selectors.main_boolean_name(exp_id, assessments)
+    main_name = selectors.verdict_name_for(trace)  # the reviewer's verdict (experiment setting)
     my_thumb = None
     for a in assessments:
         if (
@@ -139,14 +140,10 @@ def panel_context(
             form = OverrideForm.for_assessment(target)
 
     feedback_groups = _groups(assessments, Assessment.Kind.FEEDBACK, main_name)
+    verdict_rule = rules_for(exp_id).rules.get(main_name)
+    if verdict_rule is not None and verdict_rule.kind != Assessment.Kind.FEEDBACK:
+        verdict_rule = None
     expectation_groups = _groups(assessments, Assessment.Kind.EXPECTATION)
-    add_group = None
-    if mode == "add":
-        typed = (form["name"].value() or "").strip()
-        names_here = {
-            g["name"] for g in (feedback_groups if add_kind == Assessment.Kind.FEEDBACK else expectation_groups)
-        }
-        add_group = typed if typed in names_here else None
     conflict_by = None
     if conflict is not None:
         latest = Revision.objects.filter(assessment_id=conflict.assessment_id).order_by("-created_at", "-id").first()
@@ -160,11 +157,12 @@ def panel_context(
         "assessments": assessments,
         "feedback_groups": feedback_groups,
         "expectation_groups": expectation_groups,
-        "add_group": add_group,
         "conflict_by": conflict_by,
         "focus_id": focus_id,
         "can_add": can_add,
         "main_name": main_name,
+        # A definition of the verdict's name governs it: thumbs for a boolean, else its form.
+        "verdict_is_thumbs": verdict_rule is None or verdict_rule.type == "boolean",
         "my_thumb": my_thumb,
         "mode": mode,
         "add_kind": add_kind,
@@ -226,7 +224,9 @@ def _groups(assessments: list[Assessment], kind: str, main_name: str | None = No
         group = groups.setdefault(a.name, {"name": a.name, "items": [], "order": len(groups)})
         group["items"].append(a)
     for group in groups.values():
-        chips = selectors.summarize_feedback((a.name, a.value, a.error) for a in group["items"] if a.valid)
+        chips = selectors.summarize_feedback(
+            (a.name, a.value, a.error, a.source_type) for a in group["items"] if a.valid
+        )
         group["chip"] = chips[0] if len(chips) == 1 else None
         group["rank"] = min(TYPE_RANK.get(a.value_type, 5) for a in group["items"])
     return sorted(groups.values(), key=lambda g: (g["name"] != main_name, g["rank"], g["order"]))

@@ -12,6 +12,7 @@ from traces.access import Actor
 from traces.models import Trace
 
 from .models import Assessment, Revision
+from .queues.selectors import hide_blind
 
 
 def mark_overrides(assessments: list[Assessment]) -> list[Assessment]:
@@ -22,12 +23,14 @@ def mark_overrides(assessments: list[Assessment]) -> list[Assessment]:
     return assessments
 
 
-def assessments_for_trace(trace: Trace) -> list[Assessment]:
+def assessments_for_trace(trace: Trace, actor: Actor | None = None) -> list[Assessment]:
     """All assessments of a trace (valid and overridden), oldest first, with `overridden_by_id`.
+    With `actor`, what that actor may see: a reviewer of a blind queue holding the trace does not
+    see other reviewers' answers to its questions until they have answered it.
 
     Uses the prefetched `trace.assessments` when the selector that loaded the trace did so.
     """
-    return mark_overrides(list(trace.assessments.all()))
+    return mark_overrides(hide_blind(actor, trace, list(trace.assessments.all())))
 
 
 def assessment_for(actor: Actor, assessment_id: str) -> Assessment:
@@ -64,41 +67,76 @@ def history_visible_to(actor: Actor, assessment_id: str) -> QuerySet[Revision]:
 
 # --- reviewer pages: summaries, names, the panel ---------------------------------------------
 
-MAIN_BOOLEAN_NAME = "user_satisfaction"
 # JSON true / false (not the numbers 1 / 0): works as jsonb equality on PostgreSQL and as
 # JSON text equality on SQLite. numeric_value narrows through the assessment_exp_name index first.
 IS_BOOLEAN = Q(numeric_value__in=[0.0, 1.0]) & (Q(value=True) | Q(value=False))
+# Other boolean series a home card shows beside the reviewer's verdict.
+CARD_SERIES = 3
 
 
-def _pick_main_name(counts: dict[str, int]) -> str | None:
-    """user_satisfaction when present, else the most used boolean feedback name."""
-    if not counts:
-        return None
-    if MAIN_BOOLEAN_NAME in counts:
-        return MAIN_BOOLEAN_NAME
-    return max(sorted(counts), key=lambda name: counts[name])
+def verdict_name_for(trace: Trace) -> str:
+    """The name the reviewer's one-key verdict (u / d) writes on a trace: its experiment's
+    `verdict_name` setting (default reviewer_verdict), never a name picked from the data, so
+    reviewers' thumbs stay apart from end users' thumbs and judges' or code checks' series.
+    Reads the experiment unless the trace was loaded with it."""
+    return trace.experiment.verdict_name
 
 
-def feedback_stats_by_experiment(experiment_ids) -> dict[int, dict]:
-    """{experiment_id: {"feedback_count", "main_name", "rated", "up_rate"}} for the home page.
+def feedback_stats_by_experiment(experiments) -> dict[int, dict]:
+    """{experiment_id: {"feedback_count", "verdict": {...}, "series": [...]}} for the home page.
 
-    One grouped query: per experiment and name the number of valid feedback, of boolean ones
-    and of thumbs up; from them the experiment's main boolean feedback name and its up rate.
+    `verdict` is the experiment's verdict series (name, rated, up_rate); `series` the other
+    boolean series, most used first (at most CARD_SERIES), each with its source type so an end
+    users' thumbs rate or a code check's pass rate is never shown as the reviewers' verdict.
+    Two queries whatever the number of experiments: the grouped counts, then one index probe
+    per shown series for its source type.
     """
-    per_experiment: dict[int, dict] = {}
-    for experiment_id, name, n, booleans, ups in _feedback_counts(list(experiment_ids)):
-        stats = per_experiment.setdefault(experiment_id, {"feedback_count": 0, "_bool": {}, "_ups": {}})
+    verdicts = {experiment.pk: experiment.verdict_name for experiment in experiments}
+    per_experiment: dict[int, dict] = {
+        experiment_id: {"feedback_count": 0, "_bool": {}, "_ups": {}} for experiment_id in verdicts
+    }
+    for experiment_id, name, n, booleans, ups in _feedback_counts(list(verdicts)):
+        stats = per_experiment[experiment_id]
         stats["feedback_count"] += n
         if booleans:
             stats["_bool"][name] = booleans
             stats["_ups"][name] = ups
-    for stats in per_experiment.values():
+    shown: list[tuple[int, str]] = []
+    for experiment_id, stats in per_experiment.items():
         booleans, ups = stats.pop("_bool"), stats.pop("_ups")
-        name = _pick_main_name(booleans)
-        stats["main_name"] = name
-        stats["rated"] = booleans.get(name, 0)
-        stats["up_rate"] = ups[name] / booleans[name] if name is not None else None
+        verdict = verdicts[experiment_id]
+        rated = booleans.get(verdict, 0)
+        stats["verdict"] = {"name": verdict, "rated": rated, "up_rate": ups[verdict] / rated if rated else None}
+        others = sorted((name for name in booleans if name != verdict), key=lambda name: (-booleans[name], name))
+        stats["series"] = [
+            {"name": name, "rated": booleans[name], "up_rate": ups[name] / booleans[name], "source": None}
+            for name in others[:CARD_SERIES]
+        ]
+        shown += [(experiment_id, series["name"]) for series in stats["series"]]
+    sources = _series_sources(shown)
+    for experiment_id, stats in per_experiment.items():
+        for series in stats["series"]:
+            series["source"] = sources.get((experiment_id, series["name"]))
     return per_experiment
+
+
+def _series_sources(series: list[tuple[int, str]]) -> dict[tuple[int, str], str]:
+    """{(experiment_id, name): source type} of one valid feedback per series, in one statement of
+    index probes (assessment_exp_name; a LIMIT 1 each, not a scan of the series)."""
+    if not series:
+        return {}
+    table = Assessment._meta.db_table
+    probe = (
+        f"SELECT CAST(%s AS integer), CAST(%s AS varchar(250)), (SELECT source_type FROM {table} WHERE experiment_id = %s AND kind = %s"
+        " AND name = %s AND valid = %s LIMIT 1)"
+    )
+    sql = " UNION ALL ".join([probe] * len(series))
+    params = []
+    for experiment_id, name in series:
+        params += [experiment_id, name, experiment_id, Assessment.Kind.FEEDBACK.value, name, True]
+    with connections[Assessment.objects.db].cursor() as cursor:
+        cursor.execute(sql, params)
+        return {(int(experiment_id), name): source for experiment_id, name, source in cursor.fetchall() if source}
 
 
 def _feedback_counts(experiment_ids: list[int]) -> list[tuple[int, str, int, int, int]]:
@@ -136,30 +174,6 @@ def counted_feedback(experiment_ids: list[int]) -> list[tuple[int, str, int, int
     return list(rows)
 
 
-def main_boolean_name(experiment_id: int, assessments: list[Assessment] | None = None) -> str:
-    """The feedback name that thumbs up / down (keys u / d) rate on a trace of the experiment.
-
-    user_satisfaction if the trace (from the preloaded `assessments`) or the experiment uses it
-    as a boolean, else the boolean name used most; user_satisfaction when nothing is known yet.
-    Asks the database (one grouped query) only when the trace has no boolean feedback.
-    """
-    counts: dict[str, int] = {}
-    for assessment in assessments or ():
-        if assessment.kind == Assessment.Kind.FEEDBACK and isinstance(assessment.value, bool):
-            counts[assessment.name] = counts.get(assessment.name, 0) + 1
-    if not counts:
-        booleans = Assessment.objects.filter(
-            experiment_id=experiment_id, kind=Assessment.Kind.FEEDBACK, valid=True
-        ).filter(IS_BOOLEAN)
-        # The usual answer needs one index probe; counting every boolean feedback of the
-        # experiment took most of a second at a million traces (docs/PERFORMANCE.md).
-        if booleans.filter(name=MAIN_BOOLEAN_NAME).exists():
-            return MAIN_BOOLEAN_NAME
-        rows = booleans.order_by().values("name").annotate(n=Count("pk"))
-        counts = {row["name"]: row["n"] for row in rows}
-    return _pick_main_name(counts) or MAIN_BOOLEAN_NAME
-
-
 def assessment_names(experiment_id: int, kind: str) -> list[str]:
     """Names of assessments of `kind` used in the experiment, for the form's suggestions (one query)."""
     return list(
@@ -191,6 +205,7 @@ class Chip:
     down: int = 0
     total: float = 0.0
     labels: dict = field(default_factory=dict)
+    sources: set = field(default_factory=set)  # source types (HUMAN, LLM_JUDGE, CODE) under it
 
     @property
     def average(self) -> float | None:
@@ -208,11 +223,12 @@ class Chip:
 _CHIP_ORDER = {"thumbs": 0, "number": 1, "label": 2, "json": 3, "error": 4}
 
 
-def summarize_feedback(rows) -> list[Chip]:
-    """Chips from (name, value, error) triples of valid feedback: thumbs counts for booleans,
-    the average for numbers, label counts for strings. No queries."""
+def summarize_feedback(rows, first_name: str | None = None) -> list[Chip]:
+    """Chips from (name, value, error[, source_type]) rows of valid feedback: thumbs counts for
+    booleans, the average for numbers, label counts for strings, with the source types seen.
+    `first_name` (the reviewer's verdict) sorts first. No queries."""
     chips: dict[tuple[str, str], Chip] = {}
-    for name, value, error in rows:
+    for name, value, error, *source in rows:
         if isinstance(value, bool):
             kind = "thumbs"
         elif isinstance(value, (int, float)):
@@ -225,6 +241,8 @@ def summarize_feedback(rows) -> list[Chip]:
             kind = "json"
         chip = chips.setdefault((name, kind), Chip(name=name, kind=kind))
         chip.count += 1
+        if source:
+            chip.sources.add(source[0])
         if kind == "thumbs":
             if value:
                 chip.up += 1
@@ -238,34 +256,45 @@ def summarize_feedback(rows) -> list[Chip]:
         chips.values(),
         key=lambda chip: (
             _CHIP_ORDER[chip.kind],
-            chip.name != MAIN_BOOLEAN_NAME,
+            chip.name != first_name,
             chip.name,
         ),
     )
 
 
-def feedback_chips_for_traces(trace_ids) -> dict[str, list[Chip]]:
+def trace_chips(trace: Trace, assessments: list[Assessment]) -> list[Chip]:
+    """The trace header's chips from the assessments the actor may see (assessments_for_trace
+    with the actor, so blind answers stay hidden), the reviewer's verdict first. No queries."""
+    return summarize_feedback(
+        ((a.name, a.value, a.error, a.source_type) for a in assessments if a.valid and a.kind == "feedback"),
+        trace.experiment.verdict_name,
+    )
+
+
+def feedback_chips_for_traces(trace_ids, first_name: str | None = None) -> dict[str, list[Chip]]:
     """{trace_id: [Chip]} for a page of traces, in one query over their valid feedback."""
-    return feedback_summary_for_traces(trace_ids)[0]
+    return feedback_summary_for_traces(trace_ids, first_name=first_name)[0]
 
 
-def feedback_summary_for_traces(trace_ids, user_id: int | None = None) -> tuple[dict[str, list[Chip]], set[str]]:
+def feedback_summary_for_traces(
+    trace_ids, user_id: int | None = None, first_name: str | None = None
+) -> tuple[dict[str, list[Chip]], set[str]]:
     """({trace_id: [Chip]}, {trace ids the user gave valid feedback on}) for a page of traces,
-    in one query over their valid feedback."""
+    in one query over their valid feedback; `first_name` (the verdict) leads each row's chips."""
     trace_ids = list(trace_ids)
     if not trace_ids:
         return {}, set()
     rows: dict[str, list] = {}
     rated: set[str] = set()
-    for trace_id, name, value, error, author in (
+    for trace_id, name, value, error, source_type, author in (
         Assessment.objects.filter(trace_id__in=trace_ids, kind=Assessment.Kind.FEEDBACK, valid=True)
         .order_by()
-        .values_list("trace_id", "name", "value", "error", "created_by_id")
+        .values_list("trace_id", "name", "value", "error", "source_type", "created_by_id")
     ):
-        rows.setdefault(trace_id, []).append((name, value, error))
+        rows.setdefault(trace_id, []).append((name, value, error, source_type))
         if user_id is not None and author == user_id:
             rated.add(trace_id)
-    return {trace_id: summarize_feedback(items) for trace_id, items in rows.items()}, rated
+    return {trace_id: summarize_feedback(items, first_name) for trace_id, items in rows.items()}, rated
 
 
 def used_idempotency_keys(experiment_id: int, keys: list[str]) -> set[str]:

@@ -366,10 +366,15 @@ def assessment_history(request: HtmxHttpRequest, assessment_id: str) -> HttpResp
     trace = Trace.objects.filter(pk=revisions[0].trace_id).select_related("experiment").first() if revisions else None
     if trace is None:
         raise Http404("The trace of this assessment no longer exists.")
+    current = Assessment.objects.filter(pk=assessment_id).first()
+    # A deleted assessment is still titled by its name, from the last snapshot that had one.
+    snapshots = [r.after or r.before for r in revisions if r.assessment_id == assessment_id]
+    names = [s["name"] for s in snapshots if isinstance(s, dict) and s.get("name")]
     context.update(
         {
             "trace": trace,
-            "current": Assessment.objects.filter(pk=assessment_id).first(),
+            "current": current,
+            "name": current.name if current is not None else (names[-1] if names else ""),
             "standalone": True,
         }
     )

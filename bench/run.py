@@ -96,6 +96,17 @@ SCENARIOS = {
     ),
     "trace_list": ("trace list page over the same data", "p50 ≤ 100 ms", "—", "ms p50", ("max", 100)),
     "summary": ("feedback summary of the experiment", "≤ 200 ms", "—", "ms p50", ("max", 200)),
+    # bench/insights.py (issue 15)
+    "insights_page": ("insights page, 30 days: shell + cards + trends panels", "≤ 300 ms", "—", "ms", ("max", 300)),
+    "insights_metrics": ("`GET /api/v1/experiments/{id}/metrics`, 30 days by day", "≤ 150 ms", "—", "ms", ("max", 150)),
+    "insights_mlflow_metrics": (
+        "MLflow QueryTraceMetrics, AVG by name and hour, 30 days",
+        "≤ 150 ms",
+        "—",
+        "ms",
+        ("max", 150),
+    ),
+    "insights_late": ("late feedback visible in its trace's bucket", "≤ 5,000 ms", "—", "ms", ("max", 5000)),
 }
 THROUGHPUT_CONNECTIONS = 8
 
@@ -752,6 +763,11 @@ def main(argv=None) -> int:
             log("summary")
             timings, how = summary_timing(fixtures, args.runs)
             results["summary"] = {**summarise(timings), "how": how}
+        if only & {"insights_page", "insights_metrics", "insights_mlflow_metrics", "insights_late"}:
+            from insights import measure as measure_insights
+
+            log("insights")
+            results.update(measure_insights(experiment_id, fixtures["staff"], max(args.runs, 3)))
         if "trace_page" in only:
             results["trace_page"]["queries"] = detail_page_queries(fixtures)
         if "pgbench" in only and "pgbench" not in raw:

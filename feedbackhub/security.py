@@ -71,27 +71,29 @@ def _ip_key(ip: str) -> str:
 
 
 def _bump(key: str) -> int:
-    """Count one failure in a window that starts with the first failure (value: [count, start])."""
-    now = time.time()
-    count, started = cache.get(key) or (0, now)
-    if now - started > settings.FEEDBACKHUB_LOGIN_LOCKOUT_SECONDS:
-        count, started = 0, now
-    count += 1
-    remaining = settings.FEEDBACKHUB_LOGIN_LOCKOUT_SECONDS - (now - started)
-    cache.set(key, (count, started), timeout=max(1, math.ceil(remaining)))
-    return count
+    """Count one failure in a window that starts with the first failure. The count is an atomic
+    add + incr (exact across app servers sharing Redis), its start a second key set once."""
+    period = settings.FEEDBACKHUB_LOGIN_LOCKOUT_SECONDS
+    cache.add(f"{key}:start", time.time(), timeout=period)
+    cache.add(key, 0, timeout=period)
+    try:
+        return cache.incr(key)
+    except ValueError:  # expired between add and incr
+        cache.set(key, 1, timeout=period)
+        return 1
 
 
 def login_lockout_seconds(username: str, ip: str) -> int:
     """Seconds until `username` may try again from `ip` (0 when not locked out)."""
     now = time.time()
-    for key, limit in (
-        (_pair_key(username, ip), settings.FEEDBACKHUB_LOGIN_MAX_FAILURES),
-        (_ip_key(ip), settings.FEEDBACKHUB_LOGIN_MAX_FAILURES_PER_IP),
-    ):
-        count, started = cache.get(key) or (0, now)
-        remaining = settings.FEEDBACKHUB_LOGIN_LOCKOUT_SECONDS - (now - started)
-        if count >= limit and remaining > 0:
+    limits = {
+        _pair_key(username, ip): settings.FEEDBACKHUB_LOGIN_MAX_FAILURES,
+        _ip_key(ip): settings.FEEDBACKHUB_LOGIN_MAX_FAILURES_PER_IP,
+    }
+    stored = cache.get_many([*limits, *(f"{key}:start" for key in limits)])
+    for key, limit in limits.items():
+        remaining = settings.FEEDBACKHUB_LOGIN_LOCKOUT_SECONDS - (now - stored.get(f"{key}:start", now))
+        if stored.get(key, 0) >= limit and remaining > 0:
             return math.ceil(remaining)
     return 0
 
@@ -102,7 +104,8 @@ def record_login_failure(username: str, ip: str) -> None:
 
 
 def clear_login_failures(username: str, ip: str) -> None:
-    cache.delete(_pair_key(username, ip))
+    key = _pair_key(username, ip)
+    cache.delete_many([key, f"{key}:start"])
 
 
 class GuardedAuthenticationForm(AuthenticationForm):

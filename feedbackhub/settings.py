@@ -89,6 +89,10 @@ INSTALLED_APPS = [
     "feedbackhub",
     "traces",
     "assessments",
+    "assessments.queues",
+    "assessments.insights.apps.InsightsConfig",
+    "assessments.datasets",
+    "assessments.retention",
 ]
 
 MIDDLEWARE = [
@@ -158,6 +162,20 @@ else:
         }
     )
 
+# Read replicas (feedbackhub.replicas): DATABASE_REPLICA_URLS=postgres://…,postgres://… adds
+# PostgreSQL streaming replicas as replica1, replica2, …; views marked @reads_from_replica read
+# from a healthy one, everything else uses the primary. Tests mirror them onto the primary.
+for _index, _url in enumerate(env_list("DATABASE_REPLICA_URLS"), start=1):
+    _replica = dj_database_url.parse(_url, conn_max_age=env_int("DB_CONN_MAX_AGE", 0), conn_health_checks=True)
+    _replica.setdefault("OPTIONS", {}).setdefault("connect_timeout", env_int("DB_REPLICA_CONNECT_TIMEOUT", 1))
+    _replica["TEST"] = {"MIRROR": "default"}
+    DATABASES[f"replica{_index}"] = _replica
+if len(DATABASES) > 1:
+    DATABASE_ROUTERS = ["feedbackhub.replicas.ReplicaRouter"]
+FEEDBACKHUB_REPLICA_MAX_LAG_SECONDS = env_int("FEEDBACKHUB_REPLICA_MAX_LAG_SECONDS", 10)
+# How often each process asks a replica for its lag (and retries one that was down).
+FEEDBACKHUB_REPLICA_CHECK_SECONDS = env_int("FEEDBACKHUB_REPLICA_CHECK_SECONDS", 2)
+
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -212,6 +230,8 @@ FEEDBACKHUB_PENDING_FEEDBACK_SECONDS = env_int("FEEDBACKHUB_PENDING_FEEDBACK_SEC
 # the database's (one indexed read per experiment at most this often); a change made through
 # this worker is seen at once. 0 compares on every write.
 FEEDBACKHUB_DEFINITIONS_RECHECK_MS = env_int("FEEDBACKHUB_DEFINITIONS_RECHECK_MS", 1000)
+# Review queues: how long a worker trusts its cached list of an experiment's queues and rules.
+FEEDBACKHUB_QUEUE_RULES_RECHECK_MS = env_int("FEEDBACKHUB_QUEUE_RULES_RECHECK_MS", 1000)
 # A resolved API key is reused in-process this long (no query per request); a key revoked in
 # another worker stops working within it. 0 turns the cache off.
 FEEDBACKHUB_API_KEY_CACHE_SECONDS = env_int("FEEDBACKHUB_API_KEY_CACHE_SECONDS", 5)
@@ -300,6 +320,22 @@ if env_str("DJANGO_CACHE_DIR"):
             "LOCATION": env_str("DJANGO_CACHE_DIR"),
         }
     }
+# Several app servers: FEEDBACKHUB_REDIS_URL=redis://host:6379/0 keeps everything they must share
+# (rate limits, login lockouts, definitions stamps) in Redis through Django's own backend.
+FEEDBACKHUB_REDIS_URL = env_str("FEEDBACKHUB_REDIS_URL")
+if FEEDBACKHUB_REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": FEEDBACKHUB_REDIS_URL,
+            "KEY_PREFIX": env_str("FEEDBACKHUB_REDIS_KEY_PREFIX", "feedbackhub"),
+            # A lost Redis must answer fast, not hang a worker.
+            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+        }
+    }
+    # Django imports the client on first use: here, so gunicorn's preload imports it once before
+    # forking instead of in every worker's first request (seconds on a loaded host).
+    import redis  # noqa: F401, E402
 
 # Login brute-force protection: after N failures for one username from one address, that pair
 # is refused for the lockout period; one address is refused after N_PER_IP failures in total.

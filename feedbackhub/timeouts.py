@@ -12,9 +12,11 @@ from __future__ import annotations
 from contextlib import contextmanager
 
 from django.conf import settings
-from django.db import OperationalError, connection, transaction
+from django.db import OperationalError, connections, transaction
 from rest_framework import status
 from rest_framework.exceptions import APIException
+
+from .replicas import read_alias
 
 QUERY_CANCELED = "57014"  # PostgreSQL's SQLSTATE for a statement stopped by statement_timeout
 
@@ -39,14 +41,17 @@ def bounded_search(field: str = "filter"):
     """Run the block's queries with PostgreSQL's statement_timeout; SearchTimeout when it fires.
 
     Evaluate the querysets inside the block: a lazy queryset evaluated after it runs unbounded.
+    Inside a `replica_reads()` block the bound is set on the replica the search reads from.
     """
     timeout = settings.FEEDBACKHUB_SEARCH_TIMEOUT_MS
+    alias = read_alias()
+    connection = connections[alias]
     if connection.vendor != "postgresql" or timeout <= 0:
         yield
         return
     enclosed = connection.in_atomic_block
     try:
-        with transaction.atomic():
+        with transaction.atomic(using=alias):
             with connection.cursor() as cursor:
                 cursor.execute(f"SET LOCAL statement_timeout = {int(timeout)}")
             yield

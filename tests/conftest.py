@@ -5,6 +5,7 @@ from django.core.cache import cache
 from rest_framework.test import APIClient
 
 from assessments.definitions.cache import forget_definitions
+from assessments.queues.rules import forget as forget_queues
 from traces.authentication import forget_api_keys
 from traces.models import Membership
 
@@ -22,10 +23,12 @@ def _fast_and_clean(settings):
     # Keys resolved in this process outlive a test's rolled-back transaction.
     forget_api_keys()
     forget_definitions()  # experiment ids come back after a rolled-back test
+    forget_queues()
     yield
     cache.clear()
     forget_api_keys()
     forget_definitions()
+    forget_queues()
 
 
 @pytest.fixture

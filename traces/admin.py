@@ -17,6 +17,7 @@ from assessments.trace_deletion import delete_traces
 from . import services
 from .access import Actor
 from .models import ApiKey, Experiment, Membership, Run, Span, Trace, TraceDeletion
+from .templatetags.trace_tags import duration as duration_text
 
 # The trace page in admin shows this many spans; the reviewer UI shows them all.
 ADMIN_SPAN_LIMIT = 50
@@ -76,7 +77,7 @@ class MembershipInline(admin.TabularInline):
 
 @admin.register(Experiment)
 class ExperimentAdmin(ServiceErrorsMixin, admin.ModelAdmin):
-    list_display = ["name", "description", "created_at", "updated_at"]
+    list_display = ["name", "description", "retention_days", "created_at", "updated_at"]
     search_fields = ["name", "description"]
     date_hierarchy = "created_at"
     readonly_fields = ["created_at", "updated_at"]
@@ -246,9 +247,9 @@ class SpanInline(ReadOnlyAdminMixin, admin.TabularInline):
     def span_link(self, obj):
         return format_html('<a href="{}">{}</a>', reverse("admin:traces_span_change", args=[obj.pk]), obj.span_id)
 
-    @admin.display(description="Duration (ms)")
+    @admin.display(description="Duration")
     def duration(self, obj):
-        return obj.duration_ms
+        return duration_text(obj.duration_ms)  # "1.24 s", not 1240.123456
 
 
 @admin.register(Trace)
@@ -368,6 +369,6 @@ class SpanAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             queryset = queryset.defer("inputs", "outputs", "attributes", "events")
         return queryset
 
-    @admin.display(description="Duration (ms)")
+    @admin.display(description="Duration")
     def duration(self, obj):
-        return obj.duration_ms
+        return duration_text(obj.duration_ms)  # "1.24 s", not 1240.123456

@@ -1,5 +1,6 @@
 """Native REST API v1 for experiments and traces (thin: parse, call service or selector, present)."""
 
+from django.utils.decorators import method_decorator
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
@@ -8,6 +9,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from feedbackhub.api import errors
+from feedbackhub.replicas import reads_from_replica
 from feedbackhub.timeouts import bounded_search
 
 from . import selectors, services
@@ -81,6 +83,7 @@ class TraceListApi(APIView):
         ],
         responses={200: TracePageOut, **errors(400, 404)},
     )
+    @method_decorator(reads_from_replica)
     def get(self, request):
         actor = request_actor(request)
         params = {name: values[-1] for name, values in query_params(request, SEARCH_PARAMS).items()}

@@ -294,7 +294,7 @@ DEFAULT_EXPERIMENT_ID = "0"
 def resolve_experiment_id(actor: Actor, experiment_id) -> str:
     """MLflow's Default experiment ("0", used when the app never calls set_experiment) is the
     key's experiment when the key is scoped to exactly one. 404 for ids that cannot exist."""
-    if not str(experiment_id).isdigit() or len(str(experiment_id)) > 18:
+    if not (str(experiment_id).isascii() and str(experiment_id).isdigit()) or len(str(experiment_id)) > 18:
         raise MlflowError.not_found(f"No Experiment with id={str(experiment_id)[:40]} exists")
     if str(experiment_id) == DEFAULT_EXPERIMENT_ID:
         if actor.api_key is not None and len(actor.key_experiment_ids) == 1:
@@ -657,7 +657,7 @@ def location_experiment_ids(message: dict) -> list[str]:
     if not ids:
         raise MlflowError.invalid("Missing value for required parameter 'locations'.")
     for experiment_id in ids:
-        if not experiment_id.isdigit() or len(experiment_id) > 18:
+        if not (experiment_id.isascii() and experiment_id.isdigit()) or len(experiment_id) > 18:
             raise MlflowError.invalid(f"Invalid experiment id {experiment_id[:40]!r}.")
     return ids
 

@@ -11,8 +11,10 @@ from datetime import datetime, timezone
 from django.core.exceptions import ValidationError
 from django.db import connection
 from django.db.models import Prefetch, Q, QuerySet
+from django.db.models.fields.json import KT
 from django.http import Http404
 
+from . import usage
 from .access import Actor, visible_experiments
 from .models import Experiment, Span, Trace
 
@@ -316,7 +318,12 @@ def span_tree_for(trace: Trace) -> list:
     return list(
         Span.objects.filter(trace_id=trace.pk)
         .order_by("start_time_ns", "span_id")
-        .values_list(*SPAN_TREE_FIELDS, named=True)
+        .annotate(
+            # The LLM calls' usage and cost (traces.usage derives them on every way in).
+            tokens=KT(f"attributes__{usage.CHAT_USAGE}__{usage.TOTAL}"),
+            cost=KT(f"attributes__{usage.LLM_COST}__total_cost"),
+        )
+        .values_list(*SPAN_TREE_FIELDS, "tokens", "cost", named=True)
     )
 
 
@@ -402,12 +409,29 @@ class SpanRow:
         return min(self.depth, 24)
 
 
-def span_rows(spans: list[Span], *, collapse_depth: int | None = None, reveal: str | None = None) -> list[SpanRow]:
+def _bar(span_start: int, span_end: int, start: int, total: int) -> tuple[float, float]:
+    """(offset %, width %) of a span's bar on a timeline from `start` lasting `total` ns, clipped
+    to it (a zoomed timeline cuts the spans outside its window; those get no bar)."""
+    left = min(max(span_start - start, 0), total)
+    right = min(max(span_end - start, 0), total)
+    if span_end < start or span_start > start + total:
+        return round(left * 100 / total, 3), 0.0
+    return round(left * 100 / total, 3), round(max((right - left) * 100 / total, 0.4), 3)
+
+
+def span_rows(
+    spans: list[Span],
+    *,
+    collapse_depth: int | None = None,
+    reveal: str | None = None,
+    window: tuple[int, int] | None = None,
+) -> list[SpanRow]:
     """The spans as a depth-first list (children in start order) with timeline geometry.
 
     Spans whose parent is missing are treated as roots. With `collapse_depth`, spans at
     that depth or deeper start collapsed (their descendants hidden), except along the path
-    to the span `reveal` (the selected one). No queries.
+    to the span `reveal` (the selected one). `window` (start, end in ns) zooms the timeline to
+    that range, e.g. one span's. No queries.
     """
     if not spans:
         return []
@@ -420,6 +444,8 @@ def span_rows(spans: list[Span], *, collapse_depth: int | None = None, reveal: s
         kids.sort(key=lambda span: (span.start_time_ns, span.span_id))
     start = min(span.start_time_ns for span in spans)
     end = max((span.end_time_ns or span.start_time_ns) for span in spans)
+    if window is not None:
+        start, end = window
     total = max(end - start, 1)
     keep_open = set()
     node = by_id.get(reveal)
@@ -446,8 +472,8 @@ def span_rows(spans: list[Span], *, collapse_depth: int | None = None, reveal: s
                 depth=depth,
                 has_children=bool(kids),
                 parent_id=span.parent_span_id if span.parent_span_id in by_id else None,
-                offset_pct=round((span.start_time_ns - start) * 100 / total, 3),
-                width_pct=round(max((end_ns - span.start_time_ns) * 100 / total, 0.4), 3),
+                offset_pct=_bar(span.start_time_ns, end_ns, start, total)[0],
+                width_pct=_bar(span.start_time_ns, end_ns, start, total)[1],
                 offset_ms=(span.start_time_ns - start) / 1e6,
                 collapsed=collapsed,
                 hidden=hidden,
@@ -466,8 +492,7 @@ def span_rows(spans: list[Span], *, collapse_depth: int | None = None, reveal: s
                     0,
                     False,
                     None,
-                    round((span.start_time_ns - start) * 100 / total, 3),
-                    round(max((end_ns - span.start_time_ns) * 100 / total, 0.4), 3),
+                    *_bar(span.start_time_ns, end_ns, start, total),
                     (span.start_time_ns - start) / 1e6,
                 )
             )
@@ -488,3 +513,9 @@ def experiments_for_home(actor: Actor) -> list[dict]:
         actor._roles[membership.experiment_id] = membership.role
         cards.append({"experiment": membership.experiment, "role": membership.role})
     return cards
+
+
+def count_up_to(queryset: QuerySet, limit: int) -> int:
+    """How many rows `queryset` has, counted no further than `limit` + 1 (one query: a full count
+    of a broad filter over a million traces would take seconds; the list says "more than")."""
+    return queryset.order_by()[: limit + 1].count()

@@ -149,12 +149,12 @@ def experiment_for_ingest(
         reference = str(experiment_id).strip()
         if reference == DEFAULT_EXPERIMENT_ID:
             return _only_experiment(actor, field, default=True)
-        if reference.isdigit() and len(reference) <= 18:
+        if reference.isascii() and reference.isdigit() and len(reference) <= 18:
             experiment = Experiment.objects.filter(pk=int(reference)).first()
     elif name not in (None, ""):
         reference = str(name).strip()
         experiment = Experiment.objects.filter(name=reference).first()
-        if experiment is None and reference.isdigit() and len(reference) <= 18:
+        if experiment is None and reference.isascii() and reference.isdigit() and len(reference) <= 18:
             experiment = Experiment.objects.filter(pk=int(reference)).first()
     else:
         return _only_experiment(actor, field, default=False)

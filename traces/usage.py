@@ -91,7 +91,7 @@ def _count(value) -> int | None:
         return value if 0 <= value < 2**62 else None
     if isinstance(value, float) and value.is_integer() and 0 <= value < 2**62:
         return int(value)
-    if isinstance(value, str) and value.strip().isdigit() and len(value.strip()) < 19:
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit() and len(value.strip()) < 19:
         return int(value)
     return None
 

@@ -19,6 +19,7 @@ from django.views.decorators.http import require_GET
 from django_htmx.middleware import HtmxDetails
 
 from assessments import selectors as assessment_selectors
+from feedbackhub.replicas import reads_from_replica
 
 from . import selectors
 from .access import OWNER, Actor
@@ -31,6 +32,8 @@ class HtmxHttpRequest(HttpRequest):
 
 
 PAGE_SIZE = 50
+# The trace list counts its matches up to this many ("10,000+ traces" beyond).
+COUNT_LIMIT = 10_000
 # Traces with more spans than this open with the tree collapsed below COLLAPSE_DEPTH.
 BIG_TRACE_SPANS = 200
 COLLAPSE_DEPTH = 2
@@ -103,22 +106,22 @@ class ListContext:
 
 @login_required
 @require_GET
+@reads_from_replica
 def home(request: HtmxHttpRequest) -> HttpResponse:
-    """The experiments the user may see, each with trace / feedback counts and the thumbs-up rate.
+    """The experiments the user may see, each with trace / feedback counts, the reviewers' verdict
+    rate and the other boolean series by name and source type.
 
-    Queries: experiments (with the user's role), trace stats, feedback stats — three, whatever the number
-    of experiments.
+    Queries: experiments (with the user's role), trace stats, feedback stats, the shown series'
+    source types — four, whatever the number of experiments.
     """
     actor = Actor.for_user(request.user)
     cards = selectors.experiments_for_home(actor)
     ids = [card["experiment"].pk for card in cards]
     traces = selectors.trace_stats_by_experiment(ids) if ids else {}
-    feedback = assessment_selectors.feedback_stats_by_experiment(ids) if ids else {}
+    feedback = assessment_selectors.feedback_stats_by_experiment([card["experiment"] for card in cards])
     for card in cards:
         card.update(traces.get(card["experiment"].pk, {"trace_count": 0, "newest": None}))
-        card.update(
-            feedback.get(card["experiment"].pk, {"feedback_count": 0, "main_name": None, "rated": 0, "up_rate": None})
-        )
+        card.update(feedback[card["experiment"].pk])
     return render(request, "traces/home.html", {"cards": cards})
 
 
@@ -127,19 +130,20 @@ def home(request: HtmxHttpRequest) -> HttpResponse:
 
 @login_required
 @require_GET
+@reads_from_replica
 def trace_list(request: HtmxHttpRequest, experiment_id: int) -> HttpResponse:
     """One experiment's traces: filter language, sort, cursor pages, feedback chips per row.
 
-    Queries: experiment, role, the main boolean feedback name (for the saved filters), one page of
-    traces, the page's feedback (one query) — the same for 1 or 1,000 traces. A bad filter or page token is shown inline (status 400).
+    Queries: experiment, role, the match count (capped), one page of traces, the page's feedback — the same for 1 or 1,000 traces. A bad filter or page token is shown inline (status 400).
     """
     actor = Actor.for_user(request.user)
     experiment = selectors.experiment_for(actor, experiment_id)
     ctx = ListContext.from_params(request.GET)
-    filter_error = token_error = None
+    filter_error = token_error = total = None
     page = selectors.Page(items=[], next_token=None)
     try:
         queryset = selectors.search_traces(actor, experiment_ids=[experiment.pk], filter_text=ctx.filter)
+        total = selectors.count_up_to(queryset, COUNT_LIMIT)
         page = selectors.keyset_page(
             queryset, ordering=ctx.ordering, page_token=ctx.page_token or None, page_size=PAGE_SIZE
         )
@@ -148,7 +152,7 @@ def trace_list(request: HtmxHttpRequest, experiment_id: int) -> HttpResponse:
     except ValidationError as exc:
         token_error = " ".join(exc.messages)
     chips, rated = assessment_selectors.feedback_summary_for_traces(
-        [trace.trace_id for trace in page.items], user_id=request.user.pk
+        [trace.trace_id for trace in page.items], user_id=request.user.pk, first_name=experiment.verdict_name
     )
     detail_suffix = ctx.suffix()
     rows = [
@@ -171,9 +175,13 @@ def trace_list(request: HtmxHttpRequest, experiment_id: int) -> HttpResponse:
         "first_url": f"{list_url}{ctx.suffix(page_token='')}" if ctx.page_token else None,
         "filter_error": filter_error,
         "token_error": token_error,
+        "total": total,
+        "total_capped": total is not None and total > COUNT_LIMIT,
+        "count_limit": COUNT_LIMIT,
         "sorts": SORT_LABELS,
         "fields_help": FIELDS_HELP,
-        "saved_filters": _saved_filters(list_url, ctx, assessment_selectors.main_boolean_name(experiment.pk)),
+        "saved_filters": _saved_filters(list_url, ctx, experiment.verdict_name, request.user.get_username()),
+        "verdict_name": experiment.verdict_name,
     }
     template = "traces/trace_list.html#trace-list" if wants_fragment(request) else "traces/trace_list.html"
     status = 400 if (filter_error or token_error) and not request.htmx else 200
@@ -197,12 +205,16 @@ def _filter_error(text: str, exc: FilterError) -> dict:
     }
 
 
-def _saved_filters(list_url: str, ctx: ListContext, main_name: str) -> list[dict]:
-    field = f"feedback.{main_name}" if main_name.isidentifier() else f"feedback.`{main_name}`"
+def _saved_filters(list_url: str, ctx: ListContext, verdict_name: str, username: str) -> list[dict]:
+    """The preset filters; thumbs and ratings are the reviewers' verdict series (the experiment's
+    verdict_name), "not rated by me" the traces this user has not given a verdict on."""
+    key = verdict_name if verdict_name.isidentifier() else "`" + verdict_name.replace("`", "``") + "`"
+    me = username.replace("\\", "\\\\").replace("'", "''")
     presets = [
         ("All traces", ""),
-        ("Thumbs down", f"{field} = false"),
-        ("Not rated", f"{field} IS NULL"),
+        ("Thumbs down", f"feedback.{key} = false"),
+        ("Not rated", f"feedback.{key} IS NULL"),
+        ("Not rated by me", f"NOT feedback_by.{key} = '{me}'"),
         ("Errors", "trace.status = 'ERROR'"),
         ("Slow (> 2 s)", "trace.execution_time_ms > 2000"),
     ]
@@ -258,7 +270,10 @@ def render_trace_page(
         roots = [span for span in spans if span.parent_span_id not in spans_by_id]
         selected_id = roots[0].span_id if roots else ""
     big = len(spans) > BIG_TRACE_SPANS and request.GET.get("expand") != "all"
-    rows = selectors.span_rows(spans, collapse_depth=COLLAPSE_DEPTH if big else None, reveal=selected_id)
+    # ?zoom=<span id>: the timeline spans that span's range, so a long run's short steps get bars
+    zoom = spans_by_id.get(request.GET.get("zoom") or "")
+    window = (zoom.start_time_ns, zoom.end_time_ns or zoom.start_time_ns + 1) if zoom is not None else None
+    rows = selectors.span_rows(spans, collapse_depth=COLLAPSE_DEPTH if big else None, reveal=selected_id, window=window)
     selected = selectors.span_for(actor, trace.trace_id, selected_id) if selected_id else None
 
     prev_id = next_id = None
@@ -270,6 +285,8 @@ def render_trace_page(
 
     trace_url = trace.get_absolute_url()
     span_query = ctx.query()
+    # The open span tab stays open on the previous and next trace (read the answer, rate, next).
+    tab_param = request.GET.get("tab") if request.GET.get("tab") in SPAN_TABS else ""
     context = {
         "trace": trace,
         "experiment": trace.experiment,
@@ -278,14 +295,18 @@ def render_trace_page(
         "ctx_suffix": ctx.suffix(),
         "span_href": f"{trace_url}?{span_query}&span=" if span_query else f"{trace_url}?span=",
         "list_url": reverse("traces:trace_list", args=[trace.experiment_id]) + ctx.suffix(),
-        "prev_url": reverse("traces:trace_detail", args=[prev_id]) + ctx.suffix() if prev_id else None,
-        "next_url": reverse("traces:trace_detail", args=[next_id]) + ctx.suffix() if next_id else None,
+        "prev_url": reverse("traces:trace_detail", args=[prev_id]) + ctx.suffix(tab=tab_param) if prev_id else None,
+        "next_url": reverse("traces:trace_detail", args=[next_id]) + ctx.suffix(tab=tab_param) if next_id else None,
+        "tab_param": tab_param,
         "rows": rows,
         "span_count": len(spans),
         "collapsed_start": big,
         "expand_url": f"{trace_url}?{ctx.query(expand='all', span=selected_id)}",
         "duration_ms": _trace_duration(trace, spans),
-        "timeline_ms": _timeline_ms(spans),
+        "timeline_ms": (window[1] - window[0]) / 1e6 if window else _timeline_ms(spans),
+        "zoom": zoom,
+        "zoom_start_ms": (window[0] - min(s.start_time_ns for s in spans)) / 1e6 if window else 0,
+        "unzoom_url": f"{trace_url}?{ctx.query(span=selected_id, tab=tab_param)}",
         "failed_spans": sum(1 for span in spans if span.status_code == Span.StatusCode.ERROR),
         "selected_id": selected_id,
         "metadata_items": sorted(trace.metadata.items()),
@@ -294,10 +315,10 @@ def render_trace_page(
     }
     if selected is not None:
         context.update(span_context(selected, request.GET.get("tab"), trace, ctx))
-    assessments = assessment_selectors.assessments_for_trace(trace)
-    context["chips"] = assessment_selectors.summarize_feedback(
-        (a.name, a.value, a.error) for a in assessments if a.valid and a.kind == "feedback"
-    )
+    assessments = assessment_selectors.assessments_for_trace(trace, actor)
+    context["feedback_spans"] = {a.span_id for a in assessments if a.span_id and a.valid}
+    context["chips"] = assessment_selectors.trace_chips(trace, assessments)
+    context["verdict_name"] = trace.experiment.verdict_name
     context.update(
         panel_context(
             request,
@@ -351,6 +372,7 @@ def span_context(span: Span, tab: str | None, trace: Trace, ctx: ListContext) ->
         "tab": tab if tab in SPAN_TABS else "inputs",
         "tabs": tabs,
         "span_offset_ms": max(span.start_time_ns - trace_start_ns, 0) / 1e6,
+        "zoom_url": f"{base}&zoom={span.span_id}" + (f"&tab={tab}" if tab in SPAN_TABS else ""),
         "chat_inputs": as_conversation(span.inputs, "inputs"),
         "chat_outputs": as_conversation(span.outputs, "outputs"),
         "events": [_event(event, span.start_time_ns) for event in events],
@@ -420,5 +442,10 @@ def trace_summary(request: HtmxHttpRequest, trace_id: str) -> HttpResponse:
     trace = selectors.trace_for(actor, trace_id)
     if not wants_fragment(request):
         return redirect(trace.get_absolute_url())
-    chips = assessment_selectors.feedback_chips_for_traces([trace.trace_id]).get(trace.trace_id, [])
-    return render(request, "traces/includes/trace_summary.html", {"trace": trace, "chips": chips})
+    # The same chips as the page: only what this actor may see (blind queue answers stay hidden).
+    chips = assessment_selectors.trace_chips(trace, assessment_selectors.assessments_for_trace(trace, actor))
+    return render(
+        request,
+        "traces/includes/trace_summary.html",
+        {"trace": trace, "chips": chips, "verdict_name": trace.experiment.verdict_name},
+    )

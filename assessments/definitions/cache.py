@@ -9,6 +9,10 @@ racing the change's transaction cannot keep the old state).
 Cost per write when fresh: a dict lookup and a clock read. Reading the stamp on every write
 would cost about 7% of a single feedback's CPU (one more round trip on the one-statement
 write path), hence the short trust period.
+
+Several app servers sharing Redis (FEEDBACKHUB_REDIS_URL): the stamp is also kept there, set by
+the change's commit, and every call compares with it (one Redis GET, no database read), so a
+change made on any host is enforced on every host at once instead of within the trust period.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import time
 from dataclasses import dataclass, field
 
 from django.conf import settings
+from django.core.cache import cache as shared_cache
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.db.models import F
@@ -67,10 +72,35 @@ def forget_definitions(experiment_id: int | None = None) -> None:
         _entries.pop(experiment_id, None)
 
 
-def changed(experiment_id: int) -> None:
-    """Called by the definition services inside their transaction."""
+# A stale stamp can only stay in Redis through an eviction race (see _shared_stamp); this bounds it.
+SHARED_STAMP_SECONDS = 300
+
+
+def _shared_key(experiment_id: int) -> str:
+    return f"definitions-stamp:{experiment_id}"
+
+
+def _sharing() -> bool:
+    return bool(getattr(settings, "FEEDBACKHUB_REDIS_URL", ""))
+
+
+def changed(experiment_id: int, stamp: int | None = None) -> None:
+    """Called by the definition services inside their transaction, with the new stamp."""
     forget_definitions(experiment_id)
-    transaction.on_commit(lambda: forget_definitions(experiment_id))
+
+    def committed():
+        forget_definitions(experiment_id)
+        if _sharing() and stamp is not None:
+            shared_cache.set(_shared_key(experiment_id), stamp, timeout=SHARED_STAMP_SECONDS)
+
+    transaction.on_commit(committed)
+
+
+def _shared_stamp(experiment_id: int, entry: ExperimentRules | None) -> ExperimentRules | None:
+    """The cached entry when Redis holds its stamp, else None (the caller reads the database and
+    `add`s what it read: it never overwrites a newer stamp set by a commit in the meantime)."""
+    stamp = shared_cache.get(_shared_key(experiment_id))
+    return entry if entry is not None and stamp is not None and stamp == entry.stamp else None
 
 
 def rules_for(experiment_id: int | None) -> ExperimentRules:
@@ -79,7 +109,11 @@ def rules_for(experiment_id: int | None) -> ExperimentRules:
         return _NOTHING
     entry = _entries.get(experiment_id)
     now = time.monotonic()
-    if entry is not None and (now - entry.checked_at) * 1000 < settings.FEEDBACKHUB_DEFINITIONS_RECHECK_MS:
+    sharing = _sharing()
+    if sharing:
+        if _shared_stamp(experiment_id, entry) is not None:
+            return entry
+    elif entry is not None and (now - entry.checked_at) * 1000 < settings.FEEDBACKHUB_DEFINITIONS_RECHECK_MS:
         return entry
     with connection.cursor() as cursor:
         cursor.execute(_stamp_sql(), [experiment_id])
@@ -93,6 +127,8 @@ def rules_for(experiment_id: int | None) -> ExperimentRules:
         entry = load(experiment_id, stamp=stamp, require=require)
     entry.checked_at = now
     _entries[experiment_id] = entry
+    if sharing:
+        shared_cache.add(_shared_key(experiment_id), stamp, timeout=SHARED_STAMP_SECONDS)
     return entry
 
 

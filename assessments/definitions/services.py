@@ -47,8 +47,9 @@ def _clean_description(description) -> str:
 def _stamp(experiment_id: int) -> None:
     """Mark the experiment's definitions as changed (a random stamp: ids of rolled-back
     experiments come back, counters would too)."""
-    Experiment.objects.filter(pk=experiment_id).update(definitions_stamp=secrets.randbits(62))
-    cache.changed(experiment_id)
+    stamp = secrets.randbits(62)
+    Experiment.objects.filter(pk=experiment_id).update(definitions_stamp=stamp)
+    cache.changed(experiment_id, stamp)
 
 
 def _new_version(definition: Definition, *, number: int, type_: str, constraints: dict, description, actor: Actor):

@@ -127,6 +127,24 @@ def require_definitions(request, experiment_id: int):
 
 
 @login_required
+@require_POST
+def verdict_setting(request, experiment_id: int):
+    """The experiment's verdict name (what the reviewer's one-key thumbs write), through the
+    settings service; a refused name is shown on the page (status 200), nothing changed."""
+    from ..experiment_settings import update_experiment_settings
+
+    actor = Actor.for_user(request.user)
+    experiment = trace_selectors.experiment_for(actor, experiment_id)
+    try:
+        update_experiment_settings(
+            experiment=experiment, actor=actor, verdict_name=request.POST.get("verdict_name", "")
+        )
+    except ValidationError as exc:
+        return _page(request, experiment, actor, message="Reviewers' verdict: " + " ".join(exc.messages))
+    return redirect(_url(experiment) + "#verdict-title")
+
+
+@login_required
 @require_http_methods(["GET", "POST"])
 def definition_propose(request, experiment_id: int):
     """GET: a proposal per name seen in the data. POST `accept=<name>`: define it as proposed;

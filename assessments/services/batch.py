@@ -13,7 +13,7 @@ from traces.access import REVIEWER, Actor
 from traces.models import Span, Trace
 
 from ..models import Assessment, Revision, new_assessment_id, numeric_projection
-from . import validation
+from . import hooks, validation
 from .errors import Conflict
 
 MAX_BATCH_ITEMS = 1000
@@ -255,4 +255,8 @@ def _write_batch(*, items: list[dict], keys: dict, actor: Actor, channel: str) -
             else:
                 Assessment.objects.bulk_create([assessment for _, assessment in new])
                 Revision.objects.bulk_create([Revision(**values) for values in revisions])
+            for experiment_id in {row["experiment_id"] for row, _ in new}:
+                hooks.written(
+                    experiment_id, {row["trace_id"] for row, _ in new if row["experiment_id"] == experiment_id}
+                )
     return results

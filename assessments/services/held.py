@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.http import Http404
 from django.utils import timezone
 
@@ -123,6 +123,7 @@ def hold(
         "updates": [],
     }
     with transaction.atomic():
+        _serialize_with_ingest(trace_id)
         old = None
         if overrides is not None:
             old = PendingAssessment.objects.select_for_update().filter(pk=overrides, trace_id=trace_id, **owner).first()
@@ -311,6 +312,10 @@ def attach(trace: Trace) -> list[Assessment]:
     if not PendingAssessment.objects.filter(trace_id=trace.pk).exists():
         return attached
     with transaction.atomic():
+        # The trace first, then its held rows: the order ingest takes them in (it holds the trace
+        # FOR UPDATE while it attaches). Taken the other way round, a client's feedback attaching
+        # here and a span export of the same trace deadlock. (Already held when called by ingest.)
+        Trace.objects.select_for_update().filter(pk=trace.pk).values_list("pk", flat=True).first()
         pendings = list(
             # of=("self",): PostgreSQL cannot lock the nullable side of the outer joins below.
             PendingAssessment.objects.select_for_update(of=("self",))
@@ -353,8 +358,21 @@ def attach(trace: Trace) -> list[Assessment]:
     return attached
 
 
+def _serialize_with_ingest(trace_id: str) -> None:
+    """Inside a transaction: wait for (and block) the other side's transaction on this trace id.
+    A hold commits its row and then looks for the trace; an ingest stores the trace and then
+    looks for held rows. Without this lock each can miss the other (both look before the other
+    commits) and the feedback stays held although its trace is stored. PostgreSQL only: SQLite
+    runs one writer at a time."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 7))", [trace_id])
+
+
 def attach_on_ingest(trace: Trace, actor: Actor, channel: str) -> None:
-    """traces.services.trace_stored_hooks entry: attach what was held for the trace."""
+    """traces.services.trace_stored_hooks entry (inside the ingest transaction): attach what
+    was held for the trace."""
+    _serialize_with_ingest(trace.pk)
     attach(trace)
 
 

@@ -141,7 +141,12 @@ def clean_rationale(rationale) -> str:
     if not isinstance(rationale, str):
         raise ValidationError({"rationale": "must be a string"})
     if len(rationale) > settings.FEEDBACKHUB_MAX_VALUE_BYTES:
-        raise ValidationError({"rationale": f"is longer than {settings.FEEDBACKHUB_MAX_VALUE_BYTES} characters"})
+        raise ValidationError(
+            {
+                "rationale": f"The rationale is {len(rationale):,} characters long; "
+                f"the limit is {settings.FEEDBACKHUB_MAX_VALUE_BYTES:,}."
+            }
+        )
     values.check(rationale, "rationale")
     return rationale
 

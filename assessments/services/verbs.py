@@ -13,12 +13,13 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from feedbackhub.deadlocks import retry_on_deadlock
 from traces.access import REVIEWER, Actor
 from traces.models import Span, Trace
 
 from ..models import Assessment, Revision
-from ..selectors import assessments_for_trace, main_boolean_name
-from . import fastsql, held, rows, validation
+from ..selectors import assessments_for_trace, verdict_name_for
+from . import fastsql, held, hooks, rows, validation
 from .errors import Conflict, DuplicateId, StaleVersion
 from .permissions import can_change, require_change
 from .revisions import record, revision
@@ -97,6 +98,7 @@ def create(
     if trace is None and fields is not None and not overrides:
         created = _create_by_trace_id(kind, trace_id, fields, actor, channel, create_time)
         if created is not None:
+            hooks.written(created.experiment_id, [created.trace_id])
             return Created(created, CREATED)
     # A create on a trace the caller already has (UI, admin, embedded, OTLP events) never waits.
     looked_up = trace is None
@@ -135,9 +137,12 @@ def create(
             raise ValidationError(f"Assessment {old.pk} is not a feedback assessment; only feedback can be overridden.")
         return Created(_override(old, fields, actor, channel, create_time), CREATED)
     assessment = _create_on_trace(kind, trace, fields, actor, channel, create_time)
+    if not assessment.replayed:
+        hooks.written(assessment.experiment_id, [assessment.trace_id])
     return Created(assessment, REPLAYED if assessment.replayed else CREATED)
 
 
+@retry_on_deadlock
 def _create_by_trace_id(kind, trace_id, fields, actor, channel, create_time) -> Assessment | None:
     """The trace lookup folded into the one insert statement (one round trip instead of two):
     an API key's create without span or idempotency key, on PostgreSQL outside a transaction.
@@ -170,6 +175,7 @@ def _create_by_trace_id(kind, trace_id, fields, actor, channel, create_time) -> 
     return None
 
 
+@retry_on_deadlock
 def _create_on_trace(kind, trace: Trace, fields: dict, actor: Actor, channel: str, create_time) -> Assessment:
     actor.require(trace.experiment_id, REVIEWER)
     validation.check_for_experiment(trace.experiment_id, kind, fields)
@@ -271,6 +277,7 @@ def update(
         current.last_update_time = timezone.now()
         current.save(update_fields=[*cleaned, *checked, "version", "last_update_time"])
         record(Revision.Action.UPDATE, current, actor, channel, before, current.snapshot())
+        hooks.written(current.experiment_id, [current.trace_id])
     return current
 
 
@@ -333,6 +340,7 @@ def override(
         before = old.snapshot()
         rows.invalidate(old, timezone.now())
         record(Revision.Action.OVERRIDE, new, actor, channel, before, new.snapshot(), related=old.assessment_id)
+        hooks.written(new.experiment_id, [new.trace_id])
     return new
 
 
@@ -369,6 +377,7 @@ def delete(*, assessment: Assessment, actor: Actor, channel: str, expected_versi
             related=restored.assessment_id if restored is not None else None,
         )
         current.delete()
+        hooks.written(current.experiment_id, [current.trace_id])
     return None
 
 
@@ -383,12 +392,21 @@ def rate(
     source_type: str = Assessment.SourceType.HUMAN,
     source_id: str = "",
 ) -> Assessment:
-    """The one-click thumb: set the actor's own boolean feedback `name` (default: the
-    experiment's main boolean name) on the trace to `value`, changing their latest valid one
-    or adding one. `assessments` are the trace's, when the caller has them."""
+    """The one-click thumb: set the actor's own verdict on the trace to `value`, changing their
+    latest valid one or adding one. The verdict is the experiment's `verdict_name` setting (a
+    definition of that name governs the value); a different `name` raises ValidationError, so a
+    reviewer's thumb never lands in end users' or a judge's series. `assessments` are the
+    trace's, when the caller has them."""
+    verdict = verdict_name_for(trace)
+    if name and name != verdict:
+        raise ValidationError(
+            {
+                "name": f"The one-key rating writes this experiment's verdict, {verdict}, not {name}; add other names with the form."
+            }
+        )
+    name = verdict
     if assessments is None:
         assessments = assessments_for_trace(trace)
-    name = name or main_boolean_name(trace.experiment_id, assessments)
     mine = [
         a
         for a in assessments

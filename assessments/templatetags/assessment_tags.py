@@ -10,7 +10,16 @@ from django.utils.formats import localize
 from django.utils.html import conditional_escape
 from django.utils.safestring import SafeString, mark_safe
 
-from traces.templatetags.trace_tags import compact_json, exact_time, icon, json_tree, num, reltime
+from traces.templatetags.trace_tags import (
+    clamped_text,
+    compact_json,
+    exact_time,
+    icon,
+    json_tree,
+    num,
+    reltime,
+    visible_html,
+)
 
 from ..models import Assessment
 
@@ -130,14 +139,15 @@ def value_html(a) -> str:
     if value_type == "number":
         return f'<span class="num-value">{escape(num(value))}</span>'
     if value_type == "string":
-        css = "label-chip" if len(value) <= 60 else "long-text"
-        return f'<span class="{css}">{escape(value)}</span>'
+        if len(value) <= 60:
+            return f'<span class="label-chip"><bdi>{visible_html(value)}</bdi></span>'
+        return clamped_text(value, "long-text")
     if value_type == "error":
         error = a.error
         out = f'<span class="error-value">{icon("alert", 14)} {_text(_error_field(error, "error_code"))}</span>'
         message = _error_field(error, "error_message")
         if message:
-            out += f' <span class="muted">{_text(message)}</span>'
+            out += f' <span class="muted"><bdi>{visible_html(message)}</bdi></span>'
         stack = _error_field(error, "stack_trace")
         if stack:
             out += (
@@ -209,23 +219,26 @@ def _card(a, parts: tuple[str, str, str, str]) -> str:
         value_html(a),
         f'</span>\n<span class="who"><span class="source source-{escape(a.source_type.lower())}">'
         f"{escape(SOURCE_LABELS.get(a.source_type, a.source_type))}</span> "
-        f'<span class="source-id">{escape(a.source_id) if a.source_id else "—"}</span></span>\n'
+        f'<span class="source-id"><bdi>{visible_html(a.source_id) if a.source_id else "—"}</bdi></span></span>\n'
         f'<time datetime="{when.isoformat() if when else ""}" title="{escape(title)}">'
         f"{escape(reltime(when))}</time>\n</div>\n",
     ]
     if a.rationale:
-        out.append(f'<p class="rationale">{escape(a.rationale)}</p>\n')
+        out.append(f"{clamped_text(a.rationale, 'rationale')}\n")
     if a.span_id:
         span = escape(a.span_id)
         out.append(
             f'<a class="span-ref" href="{trace_url}?span={span}" data-select-span="{span}" title="Show span {span}">'
             f'{icon("target", 13)}<span class="sr-only">Attached to span </span>'
-            f"<span>{escape(a.span_name) if a.span_name else span}</span></a>\n"
+            f"<span><bdi>{visible_html(a.span_name) if a.span_name else span}</bdi></span></a>\n"
         )
     metadata = a.metadata
     if metadata:
         rows = (
-            "".join(f'<div><dt class="mono">{_text(k)}</dt><dd>{_text(v)}</dd></div>' for k, v in metadata.items())
+            "".join(
+                f'<div><dt class="mono"><bdi>{visible_html(k)}</bdi></dt><dd><bdi>{visible_html(localize(v))}</bdi></dd></div>'
+                for k, v in metadata.items()
+            )
             if isinstance(metadata, dict)
             else ""
         )

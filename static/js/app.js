@@ -59,7 +59,11 @@
     page.dataset.selectedSpan = id;
     if (detail) detail.classList.add("is-loading");
     htmx.ajax("GET", page.dataset.spanUrl.replace("__span__", id) + location.search, { target: "#span-detail", swap: "outerHTML" });
-    if (push !== false) history.replaceState(history.state, "", link.href);
+    if (push !== false) {
+      var url = new URL(link.href);
+      if (page.dataset.tab) url.searchParams.set("tab", page.dataset.tab);  // the open tab stays (js/review.js)
+      history.replaceState(history.state, "", url.pathname + url.search);
+    }
     $$("[data-attach-span]").forEach(function (box) { box.value = id; });
     $$("[data-attach-span-name]").forEach(function (el) { el.textContent = $(".span-name", row).textContent; });
     return true;
@@ -156,18 +160,7 @@
       });
       return;
     }
-    var tab = t.closest('[role="tab"]');
-    if (tab) {
-      e.preventDefault();
-      var list = tab.closest('[role="tablist"]');
-      $$('[role="tab"]', list).forEach(function (other) {
-        var on = other === tab;
-        other.setAttribute("aria-selected", on ? "true" : "false");
-        other.tabIndex = on ? 0 : -1;
-        document.getElementById(other.getAttribute("aria-controls")).hidden = !on;
-      });
-      return;
-    }
+    // span tabs: js/review.js
     var copy = t.closest("[data-copy]");
     if (copy) {
       var done = function () { copy.classList.add("copied"); toast("Copied " + copy.dataset.copy); setTimeout(function () { copy.classList.remove("copied"); }, 1200); };
@@ -194,6 +187,14 @@
     if (t.closest("[data-open-shortcuts]")) { $("#shortcuts").showModal(); return; }
     var tr = t.closest("tr[data-href]");
     if (tr && !t.closest("a, button, input") && !String(window.getSelection())) location.href = tr.dataset.href;
+  });
+
+  // The list's sort applies at once. A delegated listener, not an hx-trigger on the swapped form:
+  // the form htmx has just swapped in is processed only when it settles, and a change made before
+  // that would be lost. requestSubmit goes through htmx once it has processed the form, and is a
+  // plain GET (the same URL) before.
+  document.addEventListener("change", function (e) {
+    if (e.target.id === "sort" && e.target.form) e.target.form.requestSubmit();
   });
 
   // --- htmx hooks --------------------------------------------------------------------------------

@@ -51,8 +51,8 @@ def test_every_value_type_has_its_look(reviewer_client, trace):
     assert '<span class="thumb-value down" title="thumbs down"><svg class="icon icon-thumb-down"' in thumb
     assert '<span class="sr-only">thumbs down</span>' in thumb
     assert '<span class="num-value">0.123</span>' in items[made["number"].assessment_id]
-    assert '<span class="label-chip">friendly</span>' in items[made["label"].assessment_id]
-    assert f'<span class="long-text">{"x" * 61}</span>' in items[made["long"].assessment_id]
+    assert '<span class="label-chip"><bdi>friendly</bdi></span>' in items[made["label"].assessment_id]
+    assert f'<div class="long-text"><bdi>{"x" * 61}</bdi></div>' in items[made["long"].assessment_id]
     topics = items[made["json"].assessment_id]
     assert (
         '<details class="json-value"><summary class="mono">[&quot;a&quot;, {&quot;b&quot;: 1}]</summary><div class="json-tree">'
@@ -60,7 +60,7 @@ def test_every_value_type_has_its_look(reviewer_client, trace):
     )
     error = items[made["error"].assessment_id]
     assert re.search(r'<span class="error-value"><svg class="icon icon-alert".*?</svg> TIMEOUT</span>', error)
-    assert ' <span class="muted">took too long</span>' in error
+    assert ' <span class="muted"><bdi>took too long</bdi></span>' in error
     assert (
         '<details class="stack"><summary>Stack trace</summary><pre class="mono">line 1\nline 2</pre></details>' in error
     )
@@ -83,17 +83,18 @@ def test_who_when_rationale_span_and_metadata(reviewer_client, trace):
     )
     item = items_of(page(reviewer_client, trace))[made.assessment_id]
     assert '<span class="who"><span class="source source-llm_judge">LLM judge</span> ' in item
-    assert '<span class="source-id">openai:/gpt-4o-mini</span></span>' in item
+    assert '<span class="source-id"><bdi>openai:/gpt-4o-mini</bdi></span></span>' in item
     assert re.search(r'<time datetime="\d{4}-\d\d-\d\dT[^"]+\+00:00" title="[^"]+ UTC">just now</time>', item)
-    assert '<p class="rationale">cites the docs</p>' in item
+    assert '<div class="rationale"><bdi>cites the docs</bdi></div>' in item
     assert (
         f'<a class="span-ref" href="/traces/{trace.trace_id}/?span={span_id(1)}" data-select-span="{span_id(1)}"'
         f' title="Show span {span_id(1)}">'
     ) in item
-    assert '<span class="sr-only">Attached to span </span><span>step_1</span></a>' in item
+    assert '<span class="sr-only">Attached to span </span><span><bdi>step_1</bdi></span></a>' in item
     assert '<summary>metadata <span class="count">2</span></summary>' in item
     assert (
-        '<div><dt class="mono">model</dt><dd>gpt</dd></div><div><dt class="mono">tokens</dt><dd>12</dd></div>' in item
+        '<div><dt class="mono"><bdi>model</bdi></dt><dd><bdi>gpt</bdi></dd></div>'
+        '<div><dt class="mono"><bdi>tokens</bdi></dt><dd><bdi>12</bdi></dd></div>' in item
     )
     assert f'<div id="history-{made.assessment_id}" class="history-slot"></div>' in item
 
@@ -196,7 +197,7 @@ def test_focus_moves_to_the_written_item(reviewer_client, trace):
     ).content.decode()
     assert len(re.findall(r"data-assessment data-focus>", html)) == 1
     assert re.search(
-        r'data-assessment data-focus>\s*<div class="item-line">\s*<span class="value"><span class="label-chip">warm',
+        r'data-assessment data-focus>\s*<div class="item-line">\s*<span class="value"><span class="label-chip"><bdi>warm',
         html,
     )
 

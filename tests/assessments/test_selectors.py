@@ -42,8 +42,14 @@ def test_summary_counts_valid_feedback_booleans_and_ups_after_every_kind_of_writ
         (experiment.pk, "user_satisfaction", 2, 2, 2),
     ]
     assert summary_rows(experiment) == sorted(selectors.counted_feedback([experiment.pk]))
-    stats = selectors.feedback_stats_by_experiment([experiment.pk, other.pk])
-    assert stats[experiment.pk] == {"feedback_count": 10, "main_name": "user_satisfaction", "rated": 2, "up_rate": 1.0}
+    stats = selectors.feedback_stats_by_experiment([experiment, other])
+    # the verdict is the experiment's setting (nobody gave one); other boolean series by name
+    assert stats[experiment.pk]["feedback_count"] == 10
+    assert stats[experiment.pk]["verdict"] == {"name": "reviewer_verdict", "rated": 0, "up_rate": None}
+    assert [(s["name"], s["rated"], s["up_rate"]) for s in stats[experiment.pk]["series"]] == [
+        ("helpful", 2, 0.5),
+        ("user_satisfaction", 2, 1.0),
+    ]
     assert stats[other.pk]["feedback_count"] == 1
 
 

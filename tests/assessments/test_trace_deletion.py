@@ -62,12 +62,12 @@ def test_deleting_a_trace_removes_everything_attached_and_writes_one_audit_row(e
     assert not PendingAssessment.objects.filter(trace_id=rated.pk).exists()
     assert not RunTrace.objects.exists() and Run.objects.filter(pk=run.pk).exists()
     assert deletion.trace_ids == [rated.trace_id] and deletion.trace_count == 1
-    assert deletion.removed == {"spans": 3, "assessments": 3, "revisions": revisions, "held": 1}
+    assert deletion.removed == {"spans": 3, "assessments": 3, "revisions": revisions, "held": 1, "queue_items": 0}
     assert (deletion.channel, deletion.actor_user, deletion.actor_label) == ("ui", owner, "olivia")
     assert deletion.criteria == {"trace_ids": [rated.trace_id]}
     # the other trace is untouched, and the feedback summary (rollup on PostgreSQL) follows the rows
     assert Trace.objects.filter(pk=keep.pk).exists() and Assessment.objects.filter(trace=keep).count() == 1
-    stats = selectors.feedback_stats_by_experiment([experiment.pk])[experiment.pk]
+    stats = selectors.feedback_stats_by_experiment([experiment])[experiment.pk]
     assert stats["feedback_count"] == 1
 
 

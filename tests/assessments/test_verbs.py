@@ -146,9 +146,9 @@ def test_permission_predicates_match_what_the_verbs_allow(trace, reviewer, other
 
 def test_rate_adds_then_changes_the_reviewers_own_thumb(trace, reviewer):
     actor = Actor.for_user(reviewer)
-    first = services.rate(trace=trace, actor=actor, channel="ui", value=True, name="thumb")
-    second = services.rate(trace=trace, actor=actor, channel="ui", value=False, name="thumb")
-    same = services.rate(trace=trace, actor=actor, channel="ui", value=False, name="thumb")
+    first = services.rate(trace=trace, actor=actor, channel="ui", value=True)
+    second = services.rate(trace=trace, actor=actor, channel="ui", value=False, name="reviewer_verdict")
+    same = services.rate(trace=trace, actor=actor, channel="ui", value=False)
     assert first.pk == second.pk == same.pk and Assessment.objects.get().value is False
     assert [action for action, _ in actions(first.pk)] == ["create", "update"]
 

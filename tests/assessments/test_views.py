@@ -157,7 +157,7 @@ def test_add_feedback_form_suggests_names_used_in_the_experiment(reviewer_client
     make_feedback(make_trace(experiment), name="groundedness", value=0.3)
     html = reviewer_client.get(url("feedback_create", trace.trace_id), headers=HTMX).content.decode()
     assert '<datalist id="af-names"><option value="groundedness"></option>' in html
-    assert 'value="user_satisfaction"' in html  # the main boolean name is the default
+    assert 'value="reviewer_verdict"' in html  # the experiment's verdict is the default name
 
 
 def test_opening_the_add_form_without_javascript_shows_the_page_with_the_form(reviewer_client, trace):
@@ -250,14 +250,14 @@ def test_thumbs_add_then_change_the_reviewers_own_rating(reviewer_client, trace)
     reviewer_client.post(url("feedback_thumb", trace.trace_id), {"value": "false"}, headers=HTMX)
     reviewer_client.post(url("feedback_thumb", trace.trace_id), {"value": "false"}, headers=HTMX)
     mine = Assessment.objects.get(trace=trace)
-    assert (mine.name, mine.value, mine.version) == ("user_satisfaction", False, 2)
+    assert (mine.name, mine.value, mine.version) == ("reviewer_verdict", False, 2)
     assert Revision.objects.filter(assessment_id=mine.assessment_id).count() == 2
 
 
-def test_thumbs_use_the_experiments_main_boolean_name(reviewer_client, trace, experiment):
-    make_feedback(make_trace(experiment), name="is_helpful", value=True)
+def test_thumbs_use_the_experiments_verdict_not_a_name_from_the_data(reviewer_client, trace, experiment):
+    make_feedback(make_trace(experiment), name="is_helpful", value=True)  # the most used boolean
     reviewer_client.post(url("feedback_thumb", trace.trace_id), {"value": "true"}, headers=HTMX)
-    assert Assessment.objects.get(trace=trace).name == "is_helpful"
+    assert Assessment.objects.get(trace=trace).name == "reviewer_verdict"
 
 
 def test_thumbs_leave_other_raters_alone(reviewer_client, trace):
@@ -642,7 +642,7 @@ def test_form_parsers():
 def test_expectations_cannot_be_overridden_and_show_as_text(reviewer_client, trace):
     expectation = make_expectation(trace, value="x" * 80)
     html = reviewer_client.get(reverse("traces:trace_detail", args=[trace.trace_id])).content.decode()
-    assert f"Override {expectation.name}" not in html and '<span class="long-text">' in html
+    assert f"Override {expectation.name}" not in html and '<div class="long-text"><bdi>' in html
     response = reviewer_client.post(
         url("assessment_override", expectation.assessment_id),
         {"value_type": "category", "value_category": "y"},

@@ -9,6 +9,7 @@ from rest_framework.test import APIClient
 from assessments import services
 from assessments.definitions.cache import rules_for
 from assessments.models import Assessment, PendingAssessment, Revision
+from assessments.queues.rules import active_queues
 from assessments.serializers import AssessmentOut
 from traces import authentication
 from traces import services as trace_services
@@ -91,6 +92,7 @@ def test_one_statement_insert_writes_the_same_rows(experiment):
     trace = make_trace(experiment, spans=3)
     actor = Actor.for_system("tests")
     rules_for(experiment.pk)  # each worker reads an experiment's definitions once (their cache)
+    active_queues(experiment.pk)  # and its review queues (a rule adds traces after writes)
     with CaptureQueriesContext(connection) as captured:
         created = services.log_feedback(
             trace=trace,

@@ -196,7 +196,7 @@ def test_review_a_trace_from_list_to_history(watched, demo, shots):
     # --- add a thumbs-up with a rationale, attached to the selected span
     panel = page.locator("#assessment-panel")
     panel.get_by_role("button", name="Add feedback").click()
-    expect(panel.get_by_label("Name")).to_have_value("user_satisfaction")
+    expect(panel.get_by_label("Name")).to_have_value("reviewer_verdict")  # the experiment's verdict
     panel.get_by_role("radio", name="Thumbs up").check()
     panel.get_by_label("Rationale").fill("Correct and cites the docs.")
     panel.get_by_label("Attach to the selected span").check()
@@ -204,7 +204,7 @@ def test_review_a_trace_from_list_to_history(watched, demo, shots):
     expect(panel.get_by_role("status")).to_contain_text("Added feedback")
     mine = Assessment.objects.get(trace=target, source_id="alice")
     assert (mine.name, mine.value, mine.rationale, mine.source_type) == (
-        "user_satisfaction",
+        "reviewer_verdict",
         True,
         "Correct and cites the docs.",
         "HUMAN",
@@ -215,7 +215,7 @@ def test_review_a_trace_from_list_to_history(watched, demo, shots):
 
     # --- edit it in place
     panel.locator(f"#a-{mine.assessment_id}").hover()
-    panel.get_by_role("button", name="Edit user_satisfaction").click()
+    panel.get_by_role("button", name="Edit reviewer_verdict").click()
     panel.get_by_role("radio", name="Thumbs down").check()
     panel.get_by_label("Rationale").fill("On second look it misses the span_id argument.")
     panel.get_by_role("button", name="Save").click()
@@ -250,7 +250,7 @@ def test_review_a_trace_from_list_to_history(watched, demo, shots):
     # --- delete my thumb after confirming
     page.once("dialog", lambda dialog: dialog.accept())
     panel.locator(f"#a-{mine.assessment_id}").hover()
-    panel.get_by_role("button", name="Delete user_satisfaction").click()
+    panel.get_by_role("button", name="Delete reviewer_verdict").click()
     expect(panel.get_by_role("status")).to_contain_text("Deleted")
     assert not Assessment.objects.filter(pk=mine.pk).exists()
     assert Revision.objects.filter(assessment_id=mine.assessment_id).count() == 3  # create, update, delete
@@ -259,7 +259,7 @@ def test_review_a_trace_from_list_to_history(watched, demo, shots):
     page.locator("body").click(position={"x": 5, "y": 200})
     page.keyboard.press("u")
     expect(panel.get_by_role("button", name="Thumbs up")).to_have_attribute("aria-pressed", "true")
-    assert Assessment.objects.get(trace=target, source_id="alice", name="user_satisfaction").value is True
+    assert Assessment.objects.get(trace=target, source_id="alice", name="reviewer_verdict").value is True
     page.keyboard.press("?")
     expect(page.get_by_role("dialog", name="Keyboard shortcuts")).to_be_visible()
     page.keyboard.press("Escape")

@@ -91,6 +91,21 @@ class PostgresInstance:
             return conn.execute(sql, params).fetchall()
 
 
+class Replica(PostgresInstance):
+    """A streaming replica of `primary`: pg_basebackup -R (standby.signal + primary_conninfo)."""
+
+    def __init__(self, primary: PostgresInstance):
+        super().__init__()
+        self.primary = primary
+
+    def init(self) -> None:
+        self._run(
+            "pg_basebackup", "-h", "127.0.0.1", "-p", str(self.primary.port), "-U", "postgres",
+            "-D", str(self.data), "-R", "-X", "stream", "--checkpoint=fast", "--no-sync",
+        )  # fmt: skip
+        self.start()
+
+
 def production_env(database_url: str, **extra: str) -> dict[str, str]:
     """The environment of a production deployment, minus TLS (the tests speak plain HTTP)."""
     env = {key: value for key, value in os.environ.items() if not key.startswith(("DJANGO_", "DATABASE_URL", "DB_"))}

@@ -105,7 +105,7 @@ def test_ingest_needs_experiment_id_when_the_key_has_several(experiment, other_e
     assert ok.status_code == 201 and Trace.objects.get().experiment == other_experiment
 
 
-@pytest.mark.parametrize("experiment_id", ["999999", "not-a-number"])
+@pytest.mark.parametrize("experiment_id", ["999999", "not-a-number", "\u00b3", "\u0663"])
 def test_ingest_into_an_unknown_experiment_is_404(api_client, experiment_id):
     response = api_client.post("/api/v1/traces", trace_body(experiment_id=experiment_id), format="json")
     assert response.status_code == 404 and not Trace.objects.exists()
@@ -303,7 +303,7 @@ def test_bad_search_parameters_are_400_naming_the_parameter(api_client, many_tra
     assert response.status_code == 400 and field in response.json(), response.json()
 
 
-@pytest.mark.parametrize("experiment_id", ["999999", "abc"])
+@pytest.mark.parametrize("experiment_id", ["999999", "abc", "\u00b3"])
 def test_search_in_an_unknown_experiment_is_404(api_client, experiment_id):
     assert api_client.get("/api/v1/traces", {"experiment_id": experiment_id}).status_code == 404
 

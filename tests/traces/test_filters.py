@@ -170,7 +170,7 @@ class TestParseErrors:
         [
             (
                 "feedbak.x = 'a'",
-                "Unknown field 'feedbak.x'; expected feedback., expectation., tags., metadata., "
+                "Unknown field 'feedbak.x'; expected feedback., feedback_by., expectation., tags., metadata., "
                 "trace., span., attributes.",
                 0,
                 "feedbak.x",
@@ -241,7 +241,7 @@ class TestParseErrors:
         with pytest.raises(FilterError) as raised:
             parse_filter("feedbak.x = 'a'")
         assert str(raised.value) == (
-            "Unknown field 'feedbak.x'; expected feedback., expectation., tags., metadata., trace., span., "
+            "Unknown field 'feedbak.x'; expected feedback., feedback_by., expectation., tags., metadata., trace., span., "
             "attributes. (at character 1: 'feedbak.x')"
         )
 

@@ -129,8 +129,9 @@ def test_home_query_count_does_not_grow_with_experiments(
         for _ in range(2):
             make_feedback(make_trace(experiment), value=bool(n % 2))
     client.force_login(user)
-    # session, user, memberships + experiments, trace stats, feedback stats
-    with django_assert_num_queries(5):
+    # session, user, memberships + experiments, trace stats, feedback stats, the shown series'
+    # source types (one statement of index probes)
+    with django_assert_num_queries(6):
         assert client.get("/").status_code == 200
 
 
@@ -169,9 +170,10 @@ def test_trace_list_shows_rows_with_feedback_chips(reviewer_client, experiment, 
     assert "Why is the sky blue?" in html  # the question lifted out of the JSON preview
     assert "dot-error" in html
     chips = re.sub(r"\s+", " ", html)
-    assert "relevance <b>0.75</b>" in chips
-    assert "user_satisfaction: 2 thumbs up, 1 thumbs down" in chips
-    assert "friendly" in chips
+    # chips say what they are: name and value, name and thumbs counts (issue 17)
+    assert '<span class="chip-name"><bdi>relevance</bdi></span> <b>0.75</b>' in chips
+    assert 'title="user_satisfaction: 2 up, 1 down · by people"' in chips
+    assert '<span class="chip-name"><bdi>tone</bdi></span> <span class="chip-val"><bdi>friendly</bdi></span>' in chips
     assert "<html" in html and 'id="trace-list"' in html
 
 
@@ -264,7 +266,7 @@ def test_trace_list_query_count_does_not_grow_with_traces(
         trace = make_trace(experiment, spans=2)
         make_feedback(trace, value=bool(n % 2))
         make_feedback(trace, name="relevance", value=0.5, source_type="LLM_JUDGE")
-    # session, user, experiment, role, main boolean name, one page of traces, their feedback
+    # session, user, experiment, role, the match count (capped), one page of traces, their feedback
     with django_assert_num_queries(7):
         assert reviewer_client.get(list_url(experiment)).status_code == 200
 
@@ -375,6 +377,8 @@ def test_trace_detail_query_count_does_not_grow(
             trace, name=f"score_{n % 7}", value=n / 10, source_type="LLM_JUDGE", span_id=f"{n % spans + 1:016x}"
         )
     make_feedback(trace, value=True)
+    # The definitions cache (the verdict's definition) reads its stamp once per worker when stale.
+    reviewer_client.get(detail_url(trace))
     # session, user, trace + experiment, spans, assessments, role, next, previous, selected span payload
     with django_assert_num_queries(9):
         response = reviewer_client.get(detail_url(trace))
@@ -505,7 +509,7 @@ def test_span_detail_folds_exception_stack_traces(reviewer_client, experiment):
     assert "ValueError" in html and "bad input" in html
     assert '<details class="stack"><summary>Stack trace</summary>' in html
     assert "at +2.0 ms" in html or "at +2 ms" in html
-    assert "Failed: boom" in html
+    assert "Failed: <bdi>boom</bdi>" in html
 
 
 def test_span_detail_of_other_experiments_is_not_found(reviewer_client, other_experiment):
@@ -519,7 +523,7 @@ def test_trace_summary_refreshes_the_header_chips(reviewer_client, trace):
     url = reverse("traces:trace_summary", args=[trace.trace_id])
     html = reviewer_client.get(url, headers=HTMX).content.decode()
     assert html.startswith('<div id="trace-summary"') and "assessments-changed from:body" in html
-    assert "0 thumbs up, 1 thumbs down" in html
+    assert 'title="user_satisfaction: 1 down · by people"' in html
     assert reviewer_client.get(url).status_code == 302
 
 

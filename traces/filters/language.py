@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -25,6 +25,10 @@ FIELDS_HELP: list[tuple[str, str]] = [
     ("feedback.tone IN ('friendly', 'neutral')", "Any of several values; NOT IN for none of them."),
     ("feedback.rating IS NULL", "Traces without valid feedback of that name; IS NOT NULL: with some (errors count)."),
     ("feedback.rating != 4", "Traces with rating feedback whose value is not 4 (traces without any do not match)."),
+    (
+        "NOT feedback_by.reviewer_verdict = 'alice'",
+        "Who gave valid feedback of a name (its source id): here, traces alice has not rated.",
+    ),
     ("expectation.expected_answer LIKE '%lifecycle%'", "Expectations (ground truth) work like feedback."),
     ("feedback.`answer.quality` >= 3", "Backticks quote names and keys with dots, spaces or other characters."),
     ("tags.env = 'demo'", "A tag's value; tags.env IS NULL for traces without that tag (also tag.env)."),
@@ -228,6 +232,9 @@ class Field:
     entity: str
     key: str
     position: int = field(default=0, compare=False)
+    # Set by a caller's resolver (parse_filter's `resolve`) for fields outside the trace model:
+    # one of OPERATORS_BY_KIND's keys.
+    kind: str | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -270,6 +277,9 @@ Node = Comparison | And | Or | Not
 
 ENTITIES = {
     "feedback": "feedback",
+    # who gave valid feedback of a name: feedback_by.<name> = '<source id>' ("not rated by me" is
+    # NOT feedback_by.reviewer_verdict = 'alice')
+    "feedback_by": "feedback_by",
     "expectation": "expectation",
     "tags": "tags",
     "tag": "tags",
@@ -280,7 +290,7 @@ ENTITIES = {
     "attribute": "trace",
     "span": "span",
 }
-ENTITY_LIST = "feedback., expectation., tags., metadata., trace., span., attributes."
+ENTITY_LIST = "feedback., feedback_by., expectation., tags., metadata., trace., span., attributes."
 
 # Trace attributes (as written, lower-cased) -> canonical key.
 TRACE_ATTRIBUTES = {
@@ -346,6 +356,8 @@ POSITIVE = {"!=": "=", "NOT LIKE": "LIKE", "NOT ILIKE": "ILIKE", "NOT IN": "IN"}
 
 
 def _field_kind(fld: Field) -> str:
+    if fld.kind is not None:
+        return fld.kind
     if fld.entity in ("feedback", "expectation"):
         return "assessment"
     if fld.entity == "span":
@@ -404,8 +416,11 @@ def _resolve_field(token: Token) -> Field:
 # --- the parser ----------------------------------------------------------------------------
 
 
-def parse_filter(text: str) -> Node:
+def parse_filter(text: str, *, resolve: Callable[[Token], Field] | None = None) -> Node:
     """Parse a filter into its AST. Raises FilterError for anything that is not a valid filter.
+
+    `resolve` turns a field's word token into a Field for another model's fields (evaluation
+    datasets: name, tags.<key>, created_time); by default the trace fields.
 
     Checks the length against settings.FEEDBACKHUB_MAX_FILTER_LENGTH and the nesting
     of parentheses and NOT against MAX_DEPTH.
@@ -419,13 +434,14 @@ def parse_filter(text: str) -> Node:
         # Neither database stores these in text, so they could never match (PostgreSQL would even fail).
         if char == "\x00" or "\ud800" <= char <= "\udfff":
             raise FilterError(f"Character U+{ord(char):04X} is not allowed", index, char)
-    return _Parser(text).parse()
+    return _Parser(text, resolve).parse()
 
 
 class _Parser:
     """Recursive descent over the tokens, one method per grammar rule (see the module docstring)."""
 
-    def __init__(self, text: str):
+    def __init__(self, text: str, resolve: Callable[[Token], Field] | None = None):
+        self.resolve = resolve or _resolve_field
         self.tokens = tokenize(text)
         self.index = 0
         self.depth = 0
@@ -504,7 +520,7 @@ class _Parser:
                 raise self.error("Expected a condition (e.g. feedback.rating > 3)")
             raise self.error("Expected a field (e.g. feedback.rating, tags.env, status)")
         self.advance()
-        fld = _resolve_field(token)
+        fld = self.resolve(token)
         operator, operator_token = self.operator(token)
         kind = _field_kind(fld)
         if operator not in OPERATORS_BY_KIND[kind]:

@@ -231,6 +231,8 @@ def _compile_comparison(comparison: Comparison) -> Q:
     fld, operator, value = comparison.field, comparison.operator, comparison.value
     if fld.entity in ("feedback", "expectation"):
         return _assessment_condition(fld, operator, value)
+    if fld.entity == "feedback_by":
+        return _rater_condition(fld, operator, value)
     if fld.entity in ("tags", "metadata"):
         return _text_condition(JSONKeyText(fld.entity, fld.key), operator, value, blank_is_null=False)
     if fld.entity == "span":
@@ -399,6 +401,18 @@ def _assessment_condition(fld: Field, operator: str, value) -> Q:
 
     # Error-only feedback has no value: it neither equals nor differs from anything.
     return Q(Exists(rows.filter(_combine(operator, value, match, Q(value__isnull=False)))))
+
+
+def _rater_condition(fld: Field, operator: str, value) -> Q:
+    """feedback_by.<name>: EXISTS (valid feedback of that name on the trace whose source id
+    matches); IS NULL: nobody gave any. Same (trace, name, kind, valid) index as feedback."""
+    assessment_model = apps.get_model("assessments", "Assessment")
+    rows = assessment_model.objects.filter(
+        trace_id=OuterRef("pk"), experiment_id=OuterRef("experiment_id"), name=fld.key, kind="feedback", valid=True
+    )
+    if operator in ("IS NULL", "IS NOT NULL"):
+        return ~Q(Exists(rows)) if operator == "IS NULL" else Q(Exists(rows))
+    return Q(Exists(rows.filter(_text_condition(F("source_id"), operator, value, blank_is_null=False))))
 
 
 def _assessment_in(literals: tuple[Literal, ...]) -> Q:

@@ -10,6 +10,8 @@ import functools
 import html
 import json
 import math
+import re
+import unicodedata
 from datetime import datetime
 
 from django import template
@@ -18,6 +20,73 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
 
 register = template.Library()
+
+
+# --- user text: isolated, bidi controls shown, long runs breakable ------------------------------
+
+# Characters that reorder the text around them (LRE, RLE, PDF, LRO, RLO, LRI, RLI, FSI, PDI, the
+# marks and ALM): obeyed, "\u202egnp.exe" reads "exe.png". They are shown as <U+202E> instead,
+# as code hosts do against such spoofing.
+BIDI_CONTROLS = "\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
+# Chromium lays out one unbroken word of 100 KB in 10+ s when it must wrap it (it reshapes the
+# rest of the word for every line); a <wbr> every LONG_RUN characters makes that milliseconds.
+LONG_RUN = 64
+_SPECIAL = re.compile(f"([{BIDI_CONTROLS}])|([^\\s{BIDI_CONTROLS}]{{{LONG_RUN + 1},}})")
+# Text longer than this (or with more lines) starts clamped to a few lines, with "Show all".
+CLAMP_CHARS = 320
+CLAMP_LINES = 5
+
+
+def visible_html(text) -> str:
+    """Escaped `text` with bidi controls made visible and a break chance in very long runs."""
+    text = "" if text is None else str(text)
+    if not _SPECIAL.search(text):
+        return html.escape(text)
+    out, last = [], 0
+    for match in _SPECIAL.finditer(text):
+        out.append(html.escape(text[last : match.start()]))
+        control, run = match.groups()
+        if control:
+            code = f"U+{ord(control):04X}"
+            what = unicodedata.name(control, "bidi control").lower()
+            out.append(f'<span class="bidi-ctl" title="{code} {what}: shown, not applied">&lt;{code}&gt;</span>')
+        else:
+            out.append("<wbr>".join(html.escape(run[i : i + LONG_RUN]) for i in range(0, len(run), LONG_RUN)))
+        last = match.end()
+    out.append(html.escape(text[last:]))
+    return "".join(out)
+
+
+@register.filter
+def user_text(value) -> SafeString:
+    """Text from a trace, an app or a user, safe to show: escaped, isolated in <bdi> (it cannot
+    reorder the page around it), bidi controls visible, long unbroken runs breakable."""
+    return mark_safe(f"<bdi>{visible_html(value)}</bdi>")
+
+
+def needs_clamp(text: str) -> bool:
+    return len(text) > CLAMP_CHARS or text.count("\n") >= CLAMP_LINES
+
+
+# A clamped text lays out only its first CLAMP_HEAD characters; the rest is in the page but
+# hidden (never laid out) until "Show all".
+CLAMP_HEAD = 1200
+
+
+@register.filter
+def clamped_text(value, css: str = "long-text") -> SafeString:
+    """`user_text` in a block of class `css`, clamped to a few lines with a "Show all" button
+    when long. The whole text is in the page; past CLAMP_HEAD characters it waits in a hidden
+    span, so a huge value costs the browser no layout until the reviewer asks for it."""
+    text = "" if value is None else str(value)
+    if not needs_clamp(text):
+        return mark_safe(f'<div class="{html.escape(css)}"><bdi>{visible_html(text)}</bdi></div>')
+    head, rest = text[:CLAMP_HEAD], text[CLAMP_HEAD:]
+    tail = f'<span class="clamp-rest" hidden>{visible_html(rest)}</span>' if rest else ""
+    return mark_safe(
+        f'<div class="clamp-box" data-clamp><div class="is-clamped {html.escape(css)}"><bdi>{visible_html(head)}{tail}</bdi></div>'
+        f'<button type="button" class="show-all" data-show-all aria-expanded="false">Show all · {len(text):,} characters</button></div>'
+    )
 
 
 # --- numbers, times, ids -------------------------------------------------------------------------
@@ -151,20 +220,80 @@ def preview_text(preview: str) -> str:
     return text
 
 
+SOURCE_TAGS = {"LLM_JUDGE": ("judge", "LLM judge"), "CODE": ("code", "code check"), "HUMAN": ("", "people")}
+
+
+def _chip_value(chip) -> tuple[str, str]:
+    """(HTML after the name, plain text for the tooltip) of one chip."""
+    if chip.kind == "thumbs":
+        parts, words = [], []
+        if chip.up:
+            parts.append(f'<span class="up">{_icon("thumb-up", 13, "")}{chip.up}</span>')
+            words.append(f"{chip.up} up")
+        if chip.down:
+            parts.append(f'<span class="down">{_icon("thumb-down", 13, "")}{chip.down}</span>')
+            words.append(f"{chip.down} down")
+        return "".join(parts), ", ".join(words)
+    if chip.kind == "number":
+        text = num(chip.average) + (f" (avg of {chip.count})" if chip.count > 1 else "")
+        return f"<b>{html.escape(num(chip.average))}</b>", text
+    if chip.kind == "label":
+        shown = [f"{label}{f' ×{count}' if count > 1 else ''}" for label, count in chip.top_labels]
+        more = f", +{chip.more_labels}" if chip.more_labels else ""
+        text = ", ".join(shown) + more
+        return f'<span class="chip-val"><bdi>{visible_html(text)}</bdi></span>', text
+    if chip.kind == "error":
+        return _icon("alert", 13, "") + "failed", "failed"
+    return "{…}", "structured value"
+
+
+def _chip(chip, verdict: str, extra: bool) -> str:
+    value_html, value_text = _chip_value(chip)
+    tags = sorted(SOURCE_TAGS.get(source, (source.lower(), source))[0] for source in chip.sources)
+    if chip.name == verdict and chip.kind == "thumbs":
+        tags = ["reviewer"]  # the experiment's verdict: reviewers' thumbs, not end users'
+    tag_html = "".join(f'<span class="chip-src src-{t}">{t}</span>' for t in tags if t)
+    who = " · ".join(SOURCE_TAGS.get(source, ("", source))[1] for source in sorted(chip.sources))
+    title = f"{chip.name}: {value_text}" + (f" · by {who}" if who else "")
+    classes = f"chip chip-{'num' if chip.kind == 'number' else chip.kind}" + (" chip-extra" if extra else "")
+    return (
+        f'<span class="{classes}" title="{html.escape(title)}">{tag_html}'
+        f'<span class="chip-name"><bdi>{visible_html(chip.name)}</bdi></span> {value_html}</span>'
+    )
+
+
+@register.filter
+def series_words(source_type) -> tuple[str, str, str]:
+    """(who, what true means, css tag) for a boolean series of a source type on a home card:
+    end users' thumbs are not reviewers' verdicts, a code check's pass rate is not "thumbs up"."""
+    return {
+        "CODE": ("code check", "passed", "code"),
+        "LLM_JUDGE": ("LLM judge", "yes", "judge"),
+        "HUMAN": ("people", "thumbs up", "human"),
+    }.get(source_type, ("unknown source", "true", "unknown"))
+
+
+@register.simple_tag
+def feedback_chips(chips, limit: int = 3, verdict: str = "") -> SafeString:
+    """A trace's feedback chips: name and value (or name + thumbs counts), a tag for the source
+    type (judge, code; "reviewer" on the experiment's verdict), the first `limit` shown and
+    "+N more" for the rest, which hover or focus reveal."""
+    if not chips:
+        return mark_safe('<span class="muted no-feedback">—</span>')
+    out = [_chip(chip, verdict, n >= limit) for n, chip in enumerate(chips)]
+    hidden = len(chips) - limit
+    if hidden > 0:
+        out.append(
+            f'<button type="button" class="chip chip-more" aria-label="Show all {len(chips)} feedback chips" '
+            f'title="{html.escape(chips_title(chips))}">+{hidden} more</button>'
+        )
+    return mark_safe(f'<span class="chip-set">{"".join(out)}</span>')
+
+
 @register.filter
 def chips_title(chips) -> str:
-    """All chips of a row as one line of text (the cell's tooltip, since chips may be cut off)."""
-    parts = []
-    for chip in chips:
-        if chip.kind == "thumbs":
-            parts.append(f"{chip.name}: {chip.up} up, {chip.down} down")
-        elif chip.kind == "number":
-            parts.append(f"{chip.name}: {num(chip.average)}")
-        elif chip.kind == "label":
-            parts.append(f"{chip.name}: " + ", ".join(label for label, _ in chip.top_labels))
-        else:
-            parts.append(chip.name)
-    return " · ".join(parts)
+    """All chips of a row as one line of text (the tooltip of "+N more")."""
+    return " · ".join(f"{chip.name}: {_chip_value(chip)[1]}" for chip in chips)
 
 
 # --- JSON -----------------------------------------------------------------------------------------
@@ -198,7 +327,7 @@ def _scalar(value) -> SafeString:
         return mark_safe(f'<span class="j-bool">{"true" if value else "false"}</span>')
     if isinstance(value, (int, float)):
         return format_html('<span class="j-num">{}</span>', json.dumps(value))
-    return format_html('<span class="j-str">"{}"</span>', str(value))
+    return mark_safe(f'<span class="j-str">"<bdi>{visible_html(value)}</bdi>"</span>')
 
 
 def _json_nodes(value, depth: int, out: list[str], budget: list[int]) -> None:
@@ -210,7 +339,7 @@ def _json_nodes(value, depth: int, out: list[str], budget: list[int]) -> None:
             f'<details class="j-obj"{opened}><summary>{{ <span class="j-count">{len(value)} {noun}</span> }}</summary><ul>'
         )
         for key, child in value.items():
-            out.append(format_html('<li><span class="j-key">"{}"</span>: ', str(key)))
+            out.append(f'<li><span class="j-key">"<bdi>{visible_html(key)}</bdi>"</span>: ')
             _json_nodes(child, depth + 1, out, budget)
             out.append("</li>")
         out.append("</ul></details>")
@@ -252,7 +381,7 @@ def json_tree(value) -> SafeString:
     Values larger than JSON_TREE_MAX_NODES fall back to indented text (one <pre>).
     """
     if _count_nodes(value, JSON_TREE_MAX_NODES) > JSON_TREE_MAX_NODES:
-        return format_html('<pre class="json">{}</pre>', pretty_json(value))
+        return mark_safe(f'<pre class="json">{visible_html(pretty_json(value))}</pre>')
     out: list[str] = []
     _json_nodes(value, 0, out, [JSON_TREE_MAX_NODES])
     return mark_safe(f'<div class="json-tree">{"".join(out)}</div>')
@@ -368,10 +497,30 @@ def as_conversation(value, side: str = "inputs") -> list[dict] | None:
 # --- span tree --------------------------------------------------------------------------------
 
 
+def span_usage(count, cost) -> str:
+    """A span's tokens and cost, short: '1.2k tok · $0.0004'; '' when it has neither (or they
+    are not numbers)."""
+    parts = []
+    try:
+        count = int(float(count)) if count not in (None, "") else None
+    except (TypeError, ValueError):
+        count = None
+    if count is not None and count >= 0:
+        parts.append(f"{count / 1000:.1f}k tok" if count >= 1000 else f"{count} tok")
+    try:
+        cost = float(cost) if cost not in (None, "") else None
+    except (TypeError, ValueError):
+        cost = None
+    if cost is not None and math.isfinite(cost) and cost > 0:
+        parts.append(usd(cost))
+    return " · ".join(parts)
+
+
 @register.simple_tag
-def span_tree_rows(rows, selected_id: str, span_href: str) -> SafeString:
+def span_tree_rows(rows, selected_id: str, span_href: str, marked=()) -> SafeString:
     """The span tree's <li> rows, built in Python: a 1,000-span trace renders in a few
-    milliseconds here against ~300 ms through the template language. Every value is escaped."""
+    milliseconds here against ~300 ms through the template language. Spans in `marked` (those
+    with feedback) carry a mark. Every value is escaped."""
     esc = html.escape
     href = esc(span_href)
     out = []
@@ -379,6 +528,7 @@ def span_tree_rows(rows, selected_id: str, span_href: str) -> SafeString:
         span = row.span
         sid = esc(span.span_id)
         name = esc(span.name) if span.name else "(unnamed)"
+        shown = f"<bdi>{visible_html(span.name)}</bdi>" if span.name else name
         failed = span.status_code == "ERROR"
         selected = span.span_id == selected_id
         classes = f"span-row d{row.indent}{' is-error' if failed else ''}{' is-selected' if selected else ''}"
@@ -394,10 +544,16 @@ def span_tree_rows(rows, selected_id: str, span_href: str) -> SafeString:
             twisty = '<span class="twisty"></span>'
         kind = esc(span.span_type)
         fail = f' <span class="fail" title="{esc(span.status_message)}">failed</span>' if failed else ""
+        if span.span_id in marked:
+            fail += ' <span class="has-feedback-mark" title="Has feedback">●<span class="sr-only"> has feedback</span></span>'
+
         current = ' aria-current="true"' if selected else ""
+        spent = span_usage(getattr(span, "tokens", None), getattr(span, "cost", None))
+        if spent:
+            fail += f' <span class="span-usage">{esc(spent)}</span>'
         out.append(
             f'<li class="{classes}" data-span="{sid}" data-depth="{row.depth}"{attrs}><span class="span-label">{twisty}'
-            f'<a class="span-link" href="{href}{sid}"{current}><span class="span-name" title="{name}">{name}</span> '
+            f'<a class="span-link" href="{href}{sid}"{current}><span class="span-name" title="{name}">{shown}</span> '
             f'<span class="type type-{kind.lower()}">{kind}</span>{fail}</a></span>'
             f'<svg class="bar" aria-hidden="true"><rect x="{row.offset_pct}%" width="{row.width_pct}%" y="4" height="8" rx="2"/></svg>'
             f'<span class="dur">{duration(None if span.end_time_ns is None else (span.end_time_ns - span.start_time_ns) / 1e6)}</span></li>'

@@ -20,6 +20,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from assessments import services
+from assessments.agreement.demo import load_agreement_demo
 from assessments.definitions.demo import define_demo
 from assessments.demo.builders import (
     DEFAULT_DEMO_KEY,
@@ -43,6 +44,8 @@ from assessments.demo.builders import (
     token_usage,
     words,
 )
+from assessments.demo.dating import date_revisions_with_assessments
+from assessments.insights.demo import add_insights_demo
 from traces import services as trace_services
 from traces.access import Actor
 from traces.models import ApiKey, Experiment, Membership
@@ -110,6 +113,9 @@ class Command(BaseCommand):
         with transaction.atomic():
             if not second.traces.exists():
                 loaded.append(f"{self._load_sql(second, system)} traces into {second.name}")
+        with transaction.atomic():  # a month of traffic with a release and a dip, for the insights page
+            if added := add_insights_demo(experiment, cast.app):
+                loaded.append(f"{added} insights traces into {experiment.name}")
         self.stdout.write("Loaded " + "; ".join(loaded) + "." if loaded else "Demo data already loaded; nothing to do.")
         self.stdout.write(
             "\n  Demo logins:   admin / admin (staff) and reviewer / reviewer (reviewer of rag-demo)\n"
@@ -209,6 +215,8 @@ class Command(BaseCommand):
             )
             traces.append((trace, kind, qa, builder))
         self._feedback(rng, traces, cast)
+        date_revisions_with_assessments(experiment_id=experiment.pk)
+        load_agreement_demo(experiment, traces, app=cast.app, reviewer=cast.reviewer, admin=cast.admin)
         return len(traces)
 
     def _feedback(self, rng: random.Random, traces, cast: Cast) -> None:

@@ -1,0 +1,542 @@
+"""Every write of review queues and every decision about it.
+
+    create_queue / update_queue      owners and API keys (OWNER role) manage queues
+    add_items / remove_item          by ids or by a filter of the one filter language
+    next_item                        the oldest item this reviewer may take; takes a lease
+    answer / decline                 a person's work on an item; answers are assessments
+    delete_items_of_traces           called by assessments.trace_deletion (the one deletion)
+
+Concurrency: every change of an item's work (lease, answer, decline, removal) holds the item's
+row lock (SELECT … FOR UPDATE). `next` picks a candidate with FOR UPDATE SKIP LOCKED on
+PostgreSQL and checks its free slots again with a fresh statement while holding that lock, so
+answers plus other reviewers' live leases never exceed N. On SQLite every queue write first
+takes the database's write lock (and a process lock), which serialises them.
+"""
+
+from __future__ import annotations
+
+import threading
+from contextlib import contextmanager
+from datetime import timedelta
+
+from django.contrib.auth import get_user_model
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import connection, transaction
+from django.db.models import Count, Exists, F, OuterRef, Q, Subquery
+from django.db.models.functions import Coalesce
+from django.http import Http404
+from django.utils import timezone
+
+from assessments import services as assessment_services
+from assessments.definitions.cache import rules_for
+from assessments.models import Assessment, Revision
+from traces.access import OWNER, REVIEWER, Actor
+from traces.filters import FilterError, filter_traces, parse_filter
+from traces.models import Experiment, Membership, Trace
+
+from . import rules
+from .models import Queue, QueueItem, QueueWork
+from .selectors import METADATA_KEY
+
+MAX_ADD = 100_000
+DEFAULT_FILTER_LIMIT = 1000
+# Rows per statement when adding many traces (well under SQLite's bound-parameter limit).
+CHUNK = 500
+FIELDS = (
+    "name",
+    "instructions",
+    "questions",
+    "reviewers",
+    "answers_per_item",
+    "blind",
+    "lease_seconds",
+    "rule_filter",
+    "rule_sample_rate",
+    "archived",
+)
+
+# The columns update_queue writes (every field a change may touch).
+SAVED_FIELDS = [
+    "name",
+    "instructions",
+    "questions",
+    "answers_per_item",
+    "blind",
+    "lease_seconds",
+    "rule_filter",
+    "rule_sample_rate",
+    "archived_at",
+    "updated_at",
+]
+
+_sqlite_lock = threading.Lock()
+
+
+class Conflict(assessment_services.Conflict):
+    """The queue's state refuses the action (answered with 409)."""
+
+
+# --- managing queues --------------------------------------------------------------------------------
+
+
+def create_queue(*, experiment: Experiment, actor: Actor, **fields) -> Queue:
+    """A new queue in `experiment` (OWNER role). `questions` (definition names, in order) is
+    required; `reviewers` are usernames (empty: every reviewer). Raises ValidationError naming
+    the field, PermissionDenied."""
+    actor.require(experiment.pk, OWNER)
+    unknown = set(fields) - set(FIELDS) - {"archived"}
+    if unknown:
+        raise ValidationError({sorted(unknown)[0]: "Unknown field."})
+    if "questions" not in fields:
+        raise ValidationError({"questions": "A queue asks at least one question (a definition name)."})
+    now = timezone.now()
+    queue = Queue(experiment=experiment, created_at=now, updated_at=now, created_by_label=actor.label[:250])
+    reviewers = _apply(queue, fields)
+    with transaction.atomic():
+        queue.save(force_insert=True)
+        if reviewers is not None:
+            queue.reviewers.set(reviewers)
+        rules.changed(experiment.pk)
+    return queue
+
+
+def update_queue(*, queue: Queue, actor: Actor, **changes) -> Queue:
+    """Change the fields given (`archived: true/false` archives or reactivates). A changed
+    `answers_per_item` re-judges which items are complete. Raises as create_queue."""
+    actor.require(queue.experiment_id, OWNER)
+    unknown = set(changes) - set(FIELDS)
+    if unknown:
+        raise ValidationError({sorted(unknown)[0]: "Unknown field."})
+    with transaction.atomic():
+        queue = Queue.objects.select_for_update().get(pk=queue.pk)
+        old_n = queue.answers_per_item
+        reviewers = _apply(queue, changes)
+        queue.updated_at = timezone.now()
+        queue.save(update_fields=SAVED_FIELDS)
+        if reviewers is not None:
+            queue.reviewers.set(reviewers)
+        if queue.answers_per_item != old_n:
+            QueueItem.objects.filter(queue=queue).update(complete=Q(answer_count__gte=queue.answers_per_item))
+        rules.changed(queue.experiment_id)
+    return queue
+
+
+def _apply(queue: Queue, fields: dict) -> list | None:
+    """Set the given fields on the unsaved queue after checking them; the reviewers to set (None:
+    unchanged). Raises ValidationError naming the field."""
+    if "questions" in fields:
+        queue.questions = _clean_questions(queue.experiment_id, fields["questions"])
+    for name in ("name", "instructions", "rule_filter"):
+        if name in fields:
+            value = fields[name]
+            if not isinstance(value, str):
+                raise ValidationError({name: "A string."})
+            setattr(queue, name, value.strip() if name != "instructions" else value)
+    for name in ("answers_per_item", "lease_seconds"):
+        if name in fields:
+            value = fields[name]
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ValidationError({name: "An integer."})
+            setattr(queue, name, value)
+    if "rule_sample_rate" in fields:
+        value = fields["rule_sample_rate"]
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValidationError({"rule_sample_rate": "A number from 0 to 1."})
+        queue.rule_sample_rate = float(value)
+    if "blind" in fields:
+        if not isinstance(fields["blind"], bool):
+            raise ValidationError({"blind": "true or false."})
+        queue.blind = fields["blind"]
+    if "archived" in fields:
+        if not isinstance(fields["archived"], bool):
+            raise ValidationError({"archived": "true or false."})
+        if fields["archived"] != queue.is_archived:
+            queue.archived_at = timezone.now() if fields["archived"] else None
+    if queue.rule_filter:
+        try:
+            parse_filter(queue.rule_filter)
+        except FilterError as exc:
+            raise ValidationError({"rule_filter": str(exc)}) from None
+    queue.full_clean(exclude=["experiment", "questions"])
+    if "reviewers" in fields:
+        return _clean_reviewers(queue.experiment_id, fields["reviewers"])
+    return None
+
+
+def _clean_questions(experiment_id: int, questions) -> list[str]:
+    if not isinstance(questions, list) or not questions or not all(isinstance(q, str) for q in questions):
+        raise ValidationError({"questions": "A non-empty list of definition names."})
+    if len(set(questions)) != len(questions):
+        raise ValidationError({"questions": "Each definition is asked once."})
+    defined = rules_for(experiment_id).rules
+    missing = [name for name in questions if name not in defined]
+    if missing:
+        raise ValidationError(
+            {"questions": f"No active definition named {', '.join(repr(m) for m in missing)} in this experiment."}
+        )
+    return list(questions)
+
+
+def _clean_reviewers(experiment_id: int, usernames) -> list:
+    if not isinstance(usernames, list) or not all(isinstance(u, str) for u in usernames):
+        raise ValidationError({"reviewers": "A list of usernames (empty: every reviewer of the experiment)."})
+    users = list(get_user_model().objects.filter(username__in=set(usernames), is_active=True))
+    members = set(
+        Membership.objects.filter(
+            experiment_id=experiment_id, user__in=users, role__in=[Membership.Role.REVIEWER, Membership.Role.OWNER]
+        ).values_list("user_id", flat=True)
+    )
+    allowed = {user.username for user in users if user.pk in members or user.is_staff}
+    missing = sorted(set(usernames) - allowed)
+    if missing:
+        raise ValidationError({"reviewers": f"Not a reviewer of this experiment: {', '.join(missing)}."})
+    return [user for user in users if user.username in allowed]
+
+
+# --- items ------------------------------------------------------------------------------------------
+
+
+def add_items(
+    *,
+    queue: Queue,
+    actor: Actor,
+    trace_ids: list[str] | None = None,
+    filter: str | None = None,  # noqa: A002 (the API's field name)
+    limit: int | None = None,
+    restore: bool = False,
+) -> dict[str, int]:
+    """Add traces of the queue's experiment by ids or by a filter (its first `limit` matches,
+    oldest first). Idempotent: returns {"added", "already_queued", "previously_removed"}; a
+    removed item comes back only with `restore=True` (then it counts as added). Raises
+    ValidationError (bad ids, filter or limit), PermissionDenied."""
+    actor.require(queue.experiment_id, OWNER)
+    if (trace_ids is None) == (filter is None):
+        raise ValidationError("Send either `trace_ids` or `filter` (with an optional `limit`).")
+    if trace_ids is not None:
+        if not isinstance(trace_ids, list) or not all(isinstance(t, str) for t in trace_ids):
+            raise ValidationError({"trace_ids": "A list of trace ids such as 'tr-…'."})
+        if limit is not None:
+            raise ValidationError({"limit": "`limit` applies to a filter only."})
+        if len(trace_ids) > MAX_ADD:
+            raise ValidationError({"trace_ids": f"{len(trace_ids)} trace ids; at most {MAX_ADD} per call."})
+        ids = list(dict.fromkeys(trace_ids))
+        known = set()
+        for start in range(0, len(ids), CHUNK):
+            chunk = ids[start : start + CHUNK]
+            known.update(
+                Trace.objects.filter(experiment_id=queue.experiment_id, pk__in=chunk).values_list("pk", flat=True)
+            )
+        unknown = [t for t in ids if t not in known]
+        if unknown:
+            shown = ", ".join(unknown[:5]) + (" …" if len(unknown) > 5 else "")
+            raise ValidationError({"trace_ids": f"Not traces of this experiment: {shown}"})
+        origin = QueueItem.Origin.IDS
+    else:
+        if not isinstance(filter, str):
+            raise ValidationError({"filter": "A filter in the trace list's language."})
+        if limit is None:
+            limit = DEFAULT_FILTER_LIMIT
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_ADD:
+            raise ValidationError({"limit": f"An integer from 1 to {MAX_ADD}."})
+        try:
+            matching = filter_traces(Trace.objects.filter(experiment_id=queue.experiment_id), filter)
+        except FilterError as exc:
+            raise ValidationError({"filter": str(exc)}) from None
+        ids = list(matching.order_by("request_time", "trace_id").values_list("pk", flat=True)[:limit])
+        origin = QueueItem.Origin.FILTER
+    counts = {"added": 0, "already_queued": 0, "previously_removed": 0}
+    now = timezone.now()
+    with transaction.atomic():
+        for start in range(0, len(ids), CHUNK):
+            chunk = ids[start : start + CHUNK]
+            existing = dict(
+                QueueItem.objects.filter(queue=queue, trace_id__in=chunk).values_list("trace_id", "removed_at")
+            )
+            removed = [t for t, removed_at in existing.items() if removed_at is not None]
+            counts["already_queued"] += len(existing) - len(removed)
+            if restore and removed:
+                QueueItem.objects.filter(queue=queue, trace_id__in=removed).update(removed_at=None)
+                counts["added"] += len(removed)
+            else:
+                counts["previously_removed"] += len(removed)
+            new = [t for t in chunk if t not in existing]
+            # ignore_conflicts: a concurrent add (or the rule) may have inserted the same trace
+            QueueItem.objects.bulk_create(
+                [QueueItem(queue=queue, trace_id=t, origin=origin, added_at=now) for t in new], ignore_conflicts=True
+            )
+            counts["added"] += len(new)
+    return counts
+
+
+def remove_item(*, queue: Queue, actor: Actor, trace_id: str) -> None:
+    """Remove the trace from the queue (its answers stay as assessments; leases end). Removing
+    a removed item does nothing. Raises Http404 (not an item), PermissionDenied."""
+    actor.require(queue.experiment_id, OWNER)
+    with _serial(queue), transaction.atomic():
+        item = _locked_item(queue, trace_id, include_removed=True)
+        if item.removed_at is not None:
+            return
+        item.removed_at = timezone.now()
+        item.save(update_fields=["removed_at"])
+        QueueWork.objects.filter(item=item, state=QueueWork.State.LEASED).delete()
+
+
+def delete_items_of_traces(trace_ids: list[str]) -> int:
+    """Delete the items (and their leases, answers and declines) of traces being deleted; called
+    by assessments.trace_deletion inside its transaction. Returns the number of items."""
+    QueueWork.objects.filter(item__trace_id__in=trace_ids).delete()
+    return QueueItem.objects.filter(trace_id__in=trace_ids).delete()[0]
+
+
+# --- working a queue --------------------------------------------------------------------------------
+
+
+def reviewer_of(queue: Queue, actor: Actor):
+    """The user working the queue; PermissionDenied for API keys, viewers and users outside
+    the queue's reviewers."""
+    if actor.user is None or not actor.user.is_authenticated:
+        raise PermissionDenied("Working a queue is a person's job: sign in (API keys manage queues only).")
+    actor.require(queue.experiment_id, REVIEWER)
+    if queue.reviewers.exists() and not queue.reviewers.filter(pk=actor.user.pk).exists():
+        raise PermissionDenied("You are not one of this queue's reviewers.")
+    return actor.user
+
+
+def next_item(*, queue: Queue, actor: Actor) -> QueueWork | None:
+    """Lease the oldest item the reviewer may take: not complete, not answered or declined by
+    them, and with answers plus other reviewers' live leases fewer than N. An item the reviewer
+    already holds a live lease on comes back first (the lease renewed). None when nothing is
+    left. Raises PermissionDenied, Conflict (archived queue)."""
+    user = reviewer_of(queue, actor)
+    if queue.is_archived:
+        raise Conflict("This queue is archived.")
+    with _serial(queue), transaction.atomic():
+        now = timezone.now()
+        expires = now + timedelta(seconds=queue.lease_seconds)
+        held = (
+            QueueWork.objects.filter(
+                item__queue=queue,
+                reviewer=user,
+                state=QueueWork.State.LEASED,
+                expires_at__gt=now,
+                item__removed_at__isnull=True,
+                item__complete=False,
+            )
+            .order_by("item_id")
+            .first()
+        )
+        if held is not None:
+            held.expires_at, held.updated_at = expires, now
+            held.save(update_fields=["expires_at", "updated_at"])
+            return held
+        tried: list[int] = []
+        while True:
+            item_id = _candidate(queue, user, now, tried)
+            if item_id is None:
+                # SKIP LOCKED also skips an item another reviewer is answering right now, which
+                # may still have a slot: before saying "nothing left", wait for such an item.
+                item_id = _candidate(queue, user, now, tried, skip_locked=False)
+            if item_id is None:
+                return None
+            item = _with_free_slot(queue, item_id, user, now)
+            if item is not None:
+                break
+            tried.append(item_id)  # a race the snapshot did not see: the lock says no
+        work = QueueWork.objects.filter(item=item, reviewer=user).first()
+        if work is None:
+            work = QueueWork(item=item, reviewer=user, created_at=now)
+        work.item = item
+        work.state, work.expires_at, work.updated_at = QueueWork.State.LEASED, expires, now
+        _store(work)
+        return work
+
+
+def _live_leases(now, exclude_user=None) -> Q:
+    condition = Q(work__state=QueueWork.State.LEASED, work__expires_at__gt=now)
+    if exclude_user is not None:
+        condition &= ~Q(work__reviewer=exclude_user)
+    return condition
+
+
+def _candidate(queue: Queue, user, now, tried: list[int], skip_locked: bool = True) -> int | None:
+    """The oldest open item that looks free for the reviewer, locked (PostgreSQL: rows others
+    hold are skipped). The snapshot may be older than the lock: _free_slot checks again."""
+    mine = QueueWork.objects.filter(item=OuterRef("pk"), reviewer=user).filter(
+        ~Q(state=QueueWork.State.LEASED) | Q(expires_at__gt=now)
+    )
+    leases = (
+        QueueWork.objects.filter(item=OuterRef("pk"), state=QueueWork.State.LEASED, expires_at__gt=now)
+        .order_by()
+        .values("item")
+        .annotate(n=Count("*"))
+        .values("n")
+    )
+    queryset = (
+        QueueItem.objects.filter(queue=queue, complete=False, removed_at__isnull=True)
+        .exclude(pk__in=tried)
+        .filter(~Exists(mine))
+        .alias(taken=F("answer_count") + Coalesce(Subquery(leases), 0))
+        .filter(taken__lt=queue.answers_per_item)
+        .order_by("id")
+    )
+    if connection.vendor == "postgresql":
+        queryset = queryset.select_for_update(skip_locked=skip_locked, of=("self",))
+    return queryset.values_list("id", flat=True).first()
+
+
+def _with_free_slot(queue: Queue, item_id: int, user, now) -> QueueItem | None:
+    """The item if it has a free slot for the reviewer, checked under the item's lock (a fresh
+    statement sees every committed change); None otherwise."""
+    item = (
+        QueueItem.objects.filter(pk=item_id)
+        .annotate(
+            others=Count("work", filter=_live_leases(now, exclude_user=user)),
+            done=Count("work", filter=Q(work__reviewer=user) & ~Q(work__state=QueueWork.State.LEASED)),
+        )
+        .first()
+    )
+    if item is None or item.complete or item.removed_at is not None or item.done:
+        return None
+    return item if item.answer_count + item.others < queue.answers_per_item else None
+
+
+def answer(
+    *, queue: Queue, actor: Actor, trace_id: str, answers: dict, rationale: dict | None = None
+) -> tuple[QueueWork, bool]:
+    """Answer every question of the queue on one item: one assessment per question through
+    `assessments.services.create` (source HUMAN with the reviewer's username, channel `queue`,
+    `{"queue_id": …}` in its metadata; the definitions check each value). Answering again
+    updates those assessments (with revisions) instead of adding any. The item is complete when
+    N different reviewers have answered. Returns (work, created). Raises ValidationError naming
+    the question, PermissionDenied, Http404 (not an item), Conflict (declined, or no slot left)."""
+    user = reviewer_of(queue, actor)
+    values, reasons = _clean_answers(queue, answers, rationale)
+    with _serial(queue), transaction.atomic():
+        now = timezone.now()
+        item = _locked_item(queue, trace_id)
+        work = QueueWork.objects.filter(item=item, reviewer=user).first()
+        if work is not None and work.state == QueueWork.State.ANSWERED:
+            work.assessment_ids = _write(queue, item, actor, values, reasons, work.assessment_ids)
+            work.updated_at = now
+            work.save(update_fields=["assessment_ids", "updated_at"])
+            return work, False
+        if work is not None and work.state == QueueWork.State.DECLINED:
+            raise Conflict("You declined this item; it is not yours to answer any more.")
+        leased = work is not None and work.expires_at is not None and work.expires_at > now
+        if not leased and _with_free_slot(queue, item.pk, user, now) is None:
+            raise Conflict(
+                f"This item already has its {queue.answers_per_item} answer(s) or other reviewers hold its slots; "
+                "ask for the next item."
+            )
+        ids = _write(queue, item, actor, values, reasons, {})
+        if work is None:
+            work = QueueWork(item=item, reviewer=user, created_at=now)
+        work.state, work.expires_at, work.reason = QueueWork.State.ANSWERED, None, ""
+        work.assessment_ids, work.updated_at = ids, now
+        _store(work)
+        item.answer_count += 1
+        item.complete = item.answer_count >= queue.answers_per_item
+        item.save(update_fields=["answer_count", "complete"])
+    return work, True
+
+
+def _clean_answers(queue: Queue, answers, rationale) -> tuple[dict, dict]:
+    if not isinstance(answers, dict):
+        raise ValidationError({"answers": "An object: definition name → value."})
+    rationale = rationale or {}
+    if not isinstance(rationale, dict) or not all(isinstance(v, str) for v in rationale.values()):
+        raise ValidationError({"rationale": "An object: definition name → text."})
+    unknown = sorted((set(answers) | set(rationale)) - set(queue.questions))
+    if unknown:
+        raise ValidationError({"answers": f"Not a question of this queue: {', '.join(unknown)}."})
+    missing = [name for name in queue.questions if answers.get(name) is None]
+    if missing:
+        raise ValidationError({"answers": f"Answer every question; missing: {', '.join(missing)}."})
+    return dict(answers), dict(rationale)
+
+
+def _write(queue: Queue, item: QueueItem, actor: Actor, values: dict, reasons: dict, ids: dict) -> dict:
+    """Create (or update, when `ids` names it) one assessment per question; returns the ids."""
+    defined = rules_for(queue.experiment_id).rules
+    stored = {a.name: a for a in Assessment.objects.filter(pk__in=list(ids.values()), trace_id=item.trace_id)}
+    result = {}
+    for name in queue.questions:
+        existing = stored.get(name)
+        if existing is not None and existing.pk == ids.get(name):
+            updated = assessment_services.update(
+                assessment=existing,
+                actor=actor,
+                channel=Revision.Channel.QUEUE,
+                value=values[name],
+                rationale=reasons.get(name, ""),
+            )
+            result[name] = updated.pk
+            continue
+        rule = defined.get(name)
+        created = assessment_services.create(
+            kind=rule.kind if rule is not None else Assessment.Kind.FEEDBACK,
+            trace=item.trace,
+            name=name,
+            value=values[name],
+            rationale=reasons.get(name, ""),
+            source_type=Assessment.SourceType.HUMAN,
+            source_id=actor.user.get_username(),
+            metadata={METADATA_KEY: str(queue.pk)},
+            actor=actor,
+            channel=Revision.Channel.QUEUE,
+        )
+        result[name] = created.assessment.pk
+    return result
+
+
+def decline(*, queue: Queue, actor: Actor, trace_id: str, reason: str = "") -> QueueWork:
+    """Decline an item (with an optional reason): recorded, the item's slot goes back to the
+    others, and it is never offered to this reviewer again. Declining twice keeps the first.
+    Raises Conflict (already answered), Http404, PermissionDenied, ValidationError (reason)."""
+    user = reviewer_of(queue, actor)
+    if not isinstance(reason, str) or len(reason) > 2000:
+        raise ValidationError({"reason": "Text of at most 2000 characters."})
+    with _serial(queue), transaction.atomic():
+        now = timezone.now()
+        item = _locked_item(queue, trace_id)
+        work = QueueWork.objects.filter(item=item, reviewer=user).first()
+        if work is not None and work.state == QueueWork.State.ANSWERED:
+            raise Conflict("You answered this item; change your answer instead of declining.")
+        if work is not None and work.state == QueueWork.State.DECLINED:
+            return work
+        if work is None:
+            work = QueueWork(item=item, reviewer=user, created_at=now)
+        work.state, work.expires_at, work.reason, work.updated_at = QueueWork.State.DECLINED, None, reason, now
+        _store(work)
+    return work
+
+
+def _store(work: QueueWork) -> None:
+    """Insert a new work row, or save the columns a lease, answer or decline changes."""
+    if work.pk is None:
+        work.save(force_insert=True)
+    else:
+        work.save(update_fields=["state", "expires_at", "reason", "assessment_ids", "updated_at"])
+
+
+def _locked_item(queue: Queue, trace_id: str, *, include_removed: bool = False) -> QueueItem:
+    queryset = QueueItem.objects.select_for_update().select_related("trace").filter(queue=queue, trace_id=trace_id)
+    if not include_removed:
+        queryset = queryset.filter(removed_at__isnull=True)
+    item = queryset.first()
+    if item is None:
+        raise Http404(f"Trace {trace_id} is not an item of this queue.")
+    return item
+
+
+@contextmanager
+def _serial(queue: Queue | None = None):
+    """SQLite: one queue write at a time (the process lock for threads, then the database's
+    write lock taken at once so another process waits instead of racing). PostgreSQL: row locks."""
+    if connection.vendor != "sqlite":
+        yield
+        return
+    with _sqlite_lock, transaction.atomic():
+        if queue is not None:
+            Queue.objects.filter(pk=queue.pk).update(updated_at=F("updated_at"))
+        yield

@@ -1,0 +1,119 @@
+"""The purge: an experiment's traces older than its `retention_days`, minus the pinned ones, deleted
+in small batches through the one deletion service (assessments.trace_deletion), so each batch is
+one short transaction and concurrent writes never wait long.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+
+from traces.access import Actor
+from traces.models import Experiment, Trace
+
+from ..trace_deletion import delete_traces
+from .models import PurgeRun
+from .pins import pinned_trace_ids
+
+# Traces per batch: one transaction deletes them with their spans, assessments and revisions.
+# A few hundred keep each transaction in the tens of milliseconds (bench/retention.py).
+BATCH_SIZE = 200
+CHANNEL = "retention"
+
+
+@dataclass
+class PurgeResult:
+    """What a purge did (or, dry, would do) to one experiment."""
+
+    experiment: Experiment
+    cutoff: datetime
+    deleted: int = 0
+    kept_pinned: int = 0
+    batches: int = 0
+    dry_run: bool = False
+    # dry run: the first ids that would go (oldest first)
+    sample: list[str] = field(default_factory=list)
+    run: PurgeRun | None = None
+
+
+def cutoff_for(experiment: Experiment, now: datetime) -> datetime:
+    return now - timedelta(days=experiment.retention_days)
+
+
+def _due(experiment: Experiment, cutoff: datetime) -> QuerySet[Trace]:
+    # trace_exp_time (experiment, -request_time, trace_id) serves the range and the order.
+    return Trace.objects.filter(experiment_id=experiment.pk, request_time__lt=cutoff)
+
+
+def purge_experiment(
+    *,
+    experiment: Experiment,
+    actor: Actor | None = None,
+    now: datetime | None = None,
+    dry_run: bool = False,
+    batch_size: int = BATCH_SIZE,
+    pause: float = 0.0,
+    sample_size: int = 20,
+) -> PurgeResult:
+    """Delete the experiment's traces that started before now - retention_days, oldest first, in
+    batches of `batch_size` (each its own transaction through `delete_traces`, channel
+    `retention`, re-checking the pins under the rows' locks), sleeping `pause` seconds between
+    batches. Pinned traces (retention.pins) stay. Writes one PurgeRun unless `dry_run`, which
+    only counts (and lists the first `sample_size` ids). Raises ValueError when the experiment
+    keeps its traces forever (retention_days empty).
+    """
+    if experiment.retention_days is None:
+        raise ValueError(f"Experiment {experiment.name!r} keeps its traces forever (no retention_days).")
+    actor = actor or Actor.for_system("purge")
+    started = timezone.now()
+    now = now or started
+    result = PurgeResult(experiment=experiment, cutoff=cutoff_for(experiment, now), dry_run=dry_run)
+    due = _due(experiment, result.cutoff)
+    pinned = pinned_trace_ids(experiment)
+    result.kept_pinned = due.filter(pk__in=pinned).count()
+    if dry_run:
+        candidates = due.exclude(pk__in=pinned)
+        result.deleted = candidates.count()
+        result.sample = list(candidates.order_by("request_time", "trace_id").values_list("pk", flat=True)[:sample_size])
+        return result
+    after: tuple[datetime, str] | None = None
+    while True:
+        batch = due.exclude(pk__in=pinned)
+        if after is not None:
+            batch = batch.filter(Q(request_time__gt=after[0]) | Q(request_time=after[0], trace_id__gt=after[1]))
+        rows = list(batch.order_by("request_time", "trace_id").values_list("pk", "request_time")[:batch_size])
+        if not rows:
+            break
+        after = (rows[-1][1], rows[-1][0])
+        deletion = delete_traces(
+            experiment=experiment, actor=actor, channel=CHANNEL, trace_ids=[pk for pk, _ in rows], keep=pinned
+        )
+        result.batches += 1
+        result.deleted += deletion.trace_count if deletion is not None else 0
+        if pause:
+            time.sleep(pause)
+    result.run = PurgeRun.objects.create(
+        experiment=experiment,
+        started_at=started,
+        finished_at=timezone.now(),
+        retention_days=experiment.retention_days,
+        cutoff=result.cutoff,
+        deleted=result.deleted,
+        kept_pinned=result.kept_pinned,
+        batches=result.batches,
+        actor_label=actor.label,
+    )
+    return result
+
+
+def experiments_with_retention() -> QuerySet[Experiment]:
+    return Experiment.objects.filter(retention_days__isnull=False).order_by("name")
+
+
+def purge_all(**options) -> list[PurgeResult]:
+    """`purge_experiment` for every experiment with a retention, by name."""
+    return [purge_experiment(experiment=experiment, **options) for experiment in experiments_with_retention()]
