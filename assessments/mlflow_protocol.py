@@ -502,11 +502,11 @@ def get_trace(request, message, actor):
     allow_partial = protocol.field(message, "allow_partial", bool, default=False)
     trace = _one_trace(actor, trace_id, spans=True)
     for pause in PARTIAL_RETRY_SECONDS:
-        if allow_partial or protocol.is_complete(trace):
+        if allow_partial or trace.spans_complete:
             break
         time.sleep(pause)
         trace = _one_trace(actor, trace_id, spans=True)
-    if not allow_partial and not protocol.is_complete(trace):
+    if not allow_partial and not trace.spans_complete:
         raise MlflowError.not_found(f"Trace with ID {trace_id} is not fully exported yet, please try again later.")
     pending = selectors.pending_for_trace(actor, trace.pk)
     return protocol.json_response({"trace": _trace_with_spans_json(trace, pending)})

@@ -60,7 +60,6 @@ TAG_ARTIFACT_LOCATION = "mlflow.artifactLocation"
 TAG_SPANS_LOCATION = "mlflow.trace.spansLocation"
 TRACKING_STORE = "TRACKING_STORE"
 SERVER_TAGS = frozenset({TAG_ARTIFACT_LOCATION, TAG_SPANS_LOCATION})
-META_SIZE_STATS = "mlflow.trace.sizeStats"
 
 # MLflow's error code → HTTP status (mlflow.protos.databricks_pb2 and the server's mapping).
 STATUS_FOR_CODE = {
@@ -331,20 +330,6 @@ def experiment_or_404(actor: Actor, experiment_id) -> Experiment:
 
 def artifact_location(experiment_id, trace_id: str) -> str:
     return f"mlflow-artifacts:/{experiment_id}/traces/{trace_id}/artifacts"
-
-
-def expected_span_count(trace: Trace) -> int | None:
-    """num_spans from the client's `mlflow.trace.sizeStats` metadata, when it sent one."""
-    try:
-        count = json.loads(trace.metadata.get(META_SIZE_STATS) or "null")["num_spans"]
-    except (ValueError, TypeError, KeyError):
-        return None
-    return count if isinstance(count, int) and count >= 0 else None
-
-
-def is_complete(trace: Trace) -> bool:
-    expected = expected_span_count(trace)
-    return expected is None or trace.span_count >= expected
 
 
 def trace_info_json(trace: Trace, *, assessments: list[dict] = (), spans_location: bool = True) -> dict:

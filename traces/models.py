@@ -1,6 +1,7 @@
 """Experiments, their traces and spans, and who may see them (memberships, API keys)."""
 
 import hashlib
+import json
 import re
 import secrets
 import time
@@ -125,6 +126,10 @@ class ApiKey(models.Model):
         return self.revoked_at is None or self.revoked_at > timezone.now()
 
 
+# The mlflow client announces how many spans a trace has in this metadata key.
+META_SIZE_STATS = "mlflow.trace.sizeStats"
+
+
 class Trace(models.Model):
     """One request through a GenAI app; `trace_id` is `tr-` + the 128-bit OTel trace id in hex."""
 
@@ -178,6 +183,21 @@ class Trace(models.Model):
 
     def get_absolute_url(self):
         return reverse("traces:trace_detail", args=[self.trace_id])
+
+    @property
+    def expected_span_count(self) -> int | None:
+        """num_spans from the mlflow client's `mlflow.trace.sizeStats` metadata, when it sent one."""
+        try:
+            count = json.loads(self.metadata.get(META_SIZE_STATS) or "null")["num_spans"]
+        except (ValueError, TypeError, KeyError):
+            return None
+        return count if isinstance(count, int) and count >= 0 else None
+
+    @property
+    def spans_complete(self) -> bool:
+        """Every span the client announced has arrived (always true when it announced none)."""
+        expected = self.expected_span_count
+        return expected is None or self.span_count >= expected
 
 
 class Span(models.Model):

@@ -20,7 +20,6 @@ from django.db import IntegrityError, connection, transaction
 from django.http import Http404
 from django.utils import timezone
 
-from traces import mlflow_protocol as trace_protocol
 from traces import selectors as trace_selectors
 from traces.access import REVIEWER, Actor
 from traces.models import TRACE_ID_RE, Span, Trace
@@ -79,7 +78,7 @@ def waits_for_span(trace: Trace, span_id: str | None, channel: str) -> bool:
     if Span.objects.filter(trace_id=trace.pk, span_id=span_id).exists():
         return False
     trace = Trace.objects.get(pk=trace.pk)  # the span count and metadata (the create read only the id)
-    return trace_protocol.expected_span_count(trace) is None or not trace_protocol.is_complete(trace)
+    return trace.expected_span_count is None or not trace.spans_complete
 
 
 def id_taken(assessment_id: str) -> bool:
