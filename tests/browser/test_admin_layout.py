@@ -22,7 +22,10 @@ def test_admin_change_lists_fit_a_1440_px_screen(watched, live, shots):
     page.get_by_role("button", name="Log in").click()
     expect(page.get_by_role("heading", name="Site administration")).to_be_visible()
 
-    for path, shot in (("traces/trace", "admin-traces-1440.png"), ("assessments/assessment", "admin-assessments-1440.png")):
+    for path, shot in (
+        ("traces/trace", "admin-traces-1440.png"),
+        ("assessments/assessment", "admin-assessments-1440.png"),
+    ):
         page.goto(f"{live}/admin/{path}/")
         expect(page.locator("#result_list tbody tr")).to_have_count(3)
         layout = page.evaluate(
