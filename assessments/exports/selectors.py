@@ -20,6 +20,7 @@ from django.db import NotSupportedError, connection, transaction
 from django.db.models import Count, F, Func, IntegerField, OuterRef, QuerySet, Subquery, TextField, Value
 from django.db.models.functions import Cast, Coalesce
 from django.db.models.sql.constants import MULTI
+from psycopg.types.string import ByteaBinaryLoader
 
 from traces import selectors as trace_selectors
 from traces.access import Actor
@@ -213,7 +214,7 @@ def _assessment_rows(spec: ExportSpec, *, json_as_text: bool = True) -> QuerySet
 #
 # Building a million JSON lines in Python (a tuple from the driver, a dict, orjson) costs more than
 # the database's whole read, so on PostgreSQL the database writes each line (row_to_json) and
-# sends it through COPY, which Python only passes on. The line is byte for byte what the writers'
+# Python only passes the lines on. The line is byte for byte what the writers'
 # orjson path makes (tests/assessments/test_exports.py compares them on PostgreSQL): keys in column
 # order, no spaces, strings escaped as orjson does (\" \\ \b \f \n \r \t, other control
 # characters as \u00xx, the rest as UTF-8), stored JSON (jsonb) embedded as its text.
@@ -227,9 +228,9 @@ _VALUE_TYPE_SQL = """CASE
 
 
 def assessment_jsonl_chunks(spec: ExportSpec, *, chunk_size: int | None = None) -> Iterator[tuple[bytes, int]]:
-    """PostgreSQL only: the assessments export as JSONL, `(lines, how many)` for about `chunk_size`
-    rows at a time (each chunk whole lines, newline-terminated), in `assessment_chunks`' order. One
-    COPY statement; the rows stream as the database produces them."""
+    """PostgreSQL only: the assessments export as JSONL, `(lines, how many)` for `chunk_size` rows at
+    a time (whole lines, newline-terminated), in `assessment_chunks`' order, from one server-side
+    cursor (one query, one FETCH per chunk)."""
     chunk_size = chunk_size or CHUNK_SIZE
     rows = _assessment_rows(spec, json_as_text=False).order_by("trace_id", "assessment_id")
     sql, params = rows.query.get_compiler(using=rows.db).as_sql()
@@ -240,22 +241,16 @@ def assessment_jsonl_chunks(spec: ExportSpec, *, chunk_size: int | None = None) 
     # The order stays inside: the subquery is then planned on its own (the merge join that streams,
     # as in assessment_chunks) and the outer scan keeps its order. Ordered outside, the narrower
     # lines made a hash join and a full sort look cheaper: nothing sent before the sort ended.
-    copy_sql = f"COPY (SELECT row_to_json(j) FROM (SELECT {keys} FROM ({sql}) AS r) AS j) TO STDOUT"
-    with _reading(), connection.cursor() as cursor, cursor.cursor.copy(copy_sql, params) as copy:
-        lines: list[bytes] = []
-        for data in copy:
-            lines.append(data)
-            if len(lines) >= chunk_size:
-                yield _unescaped(lines), len(lines)
-                lines = []
-        if lines:
-            yield _unescaped(lines), len(lines)
-
-
-def _unescaped(lines: list[bytes]) -> bytes:
-    # COPY's text format escapes backslashes and control characters; a JSON line has no control
-    # characters (JSON escapes them), so doubled backslashes are the only escape to undo.
-    return b"".join(lines).replace(b"\\\\", b"\\")
+    lines_sql = f"SELECT row_to_json(j)::text FROM (SELECT {keys} FROM ({sql}) AS r) AS j"
+    with _reading():
+        connection.ensure_connection()
+        with connection.connection.cursor(name=f"export_{id(spec):x}") as cursor:
+            # Each line as the bytes the server sent (binary text is UTF-8 as is): no str per row.
+            # Cheaper for Python than COPY (a libpq call per row) and than decoding and re-encoding.
+            cursor.adapters.register_loader("text", ByteaBinaryLoader)
+            cursor.execute(lines_sql, params, binary=True)
+            while lines := cursor.fetchmany(chunk_size):
+                yield b"\n".join([line for (line,) in lines]) + b"\n", len(lines)
 
 
 def trace_chunks(spec: ExportSpec, *, chunk_size: int = CHUNK_SIZE) -> Iterator[list[tuple[tuple, list[tuple]]]]:
