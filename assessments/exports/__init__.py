@@ -7,5 +7,7 @@
 `selectors` reads the rows through one server-side cursor (PostgreSQL) in chunks, one query per
 export (traces: one more per chunk of traces for their assessments), never one per row;
 `writers` turns each chunk into bytes as it arrives, so memory stays flat and the first bytes
-leave at once. `columns` names every column and its Parquet type.
+leave at once. `columns` names every column and its Parquet type. On PostgreSQL the
+assessments JSONL lines are written by the database (`selectors.assessment_jsonl_chunks`, the same
+bytes), so Python only passes them on.
 """

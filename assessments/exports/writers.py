@@ -16,11 +16,12 @@ from collections.abc import Callable, Iterable, Iterator
 import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
+from django.db import connection
 
 from feedbackhub.values import StoredJSONDecoder
 
 from . import columns
-from .selectors import ExportSpec, assessment_chunks, trace_chunks
+from .selectors import ExportSpec, assessment_chunks, assessment_jsonl_chunks, trace_chunks
 
 Progress = Callable[[int], None] | None
 CONTENT_TYPES = {
@@ -175,7 +176,19 @@ def _report(progress: Progress, chunk) -> None:
         progress(len(chunk))
 
 
+def _lines_by_database(spec: ExportSpec) -> bool:
+    """Whether the database writes the JSONL lines (selectors.assessment_jsonl_chunks): the same
+    bytes as the rows below, at a fraction of the CPU (PostgreSQL, assessments)."""
+    return spec.what == "assessments" and connection.vendor == "postgresql"
+
+
 def _jsonl(spec: ExportSpec, progress: Progress) -> Iterator[bytes]:
+    if _lines_by_database(spec):
+        for lines, count in assessment_jsonl_chunks(spec):
+            yield lines
+            if progress is not None:
+                progress(count)
+        return
     shape = _jsonl_assessments if spec.what == "assessments" else _jsonl_traces
     for chunk in _chunks_of(spec):
         yield b"\n".join(shape(chunk)) + b"\n"

@@ -10,6 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from django.core.management import call_command
+from django.db import connection
 from django.urls import reverse
 
 from assessments import services
@@ -187,6 +188,33 @@ def test_error_feedback_has_value_type_error(api_client, experiment):
     (row,) = jsonl(api_client.get(export_url(experiment)))
     assert (row["assessment_id"], row["value"], row["value_type"]) == (failed.assessment_id, None, "error")
     assert row["error"]["error_code"] == "TIMEOUT"
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL writes the JSONL lines itself")
+def test_postgresql_jsonl_lines_are_the_bytes_python_writes(experiment, data, monkeypatch):
+    """The lines PostgreSQL builds (row_to_json through COPY) equal the orjson rows byte for byte,
+    escapes, nulls, numbers, nested JSON and every value type included."""
+    from assessments.exports import selectors, writers
+
+    tricky = make_trace(
+        experiment,
+        tags={"k\\ey": 'va"l\\ue', "ünï": "😀"},
+        request_preview='a "quoted" \\ back\\slash\ttab\nnew line\r\x01\x1f\x7f \u2028 é 😀',
+        response_preview="",
+    )
+    make_feedback(tricky, name='na"me\\', value='str "with" \\ and \n', rationale="line\nbreak\t\x08\x0c")
+    make_feedback(tricky, name="num", value=1.0, source_id="ü")
+    make_feedback(tricky, name="neg", value=-3e-7)
+    make_feedback(tricky, name="lst", value=[1, "two", None, {"x": [True]}])
+    make_feedback(tricky, name="nul", value=None, error={"error_code": "E", "error_message": 'b"ad\\'})
+    make_expectation(tricky, name="obj", value={"a": {"b": [1.5, "\\u0000 as text"]}})
+    spec = selectors.export_spec(SYSTEM, experiment, what="assessments")
+    assert writers._lines_by_database(spec)
+    by_database = b"".join(writers.stream(spec, "jsonl"))
+    monkeypatch.setattr(writers, "_lines_by_database", lambda spec: False)
+    by_python = b"".join(writers.stream(spec, "jsonl"))
+    assert by_database == by_python
+    assert len(by_database.splitlines()) == 12
 
 
 # --- traces ------------------------------------------------------------------------------------
