@@ -39,6 +39,18 @@ class Tally:
     def mean(self) -> float | None:
         return self.total / self.numbers if self.numbers else None
 
+    def add(self, other: Tally) -> None:
+        self.n += other.n
+        self.ups += other.ups
+        self.booleans += other.booleans
+        self.numbers += other.numbers
+        self.total += other.total
+        self.values.extend(other.values)
+        for key, count in other.counts.items():
+            self.counts[key] = self.counts.get(key, 0) + count
+        self.inexact += other.inexact
+        self.kinds |= other.kinds
+
     def quantile(self, fraction: float, values: list | None = None) -> float | None:
         """percentile_cont over the counted (number, count) `values` (by default the numbers as
         keyed: to 4 decimals)."""
@@ -144,3 +156,17 @@ def read(
             elif kind == "string":
                 tally.counts[key] = tally.counts.get(key, 0) + n
     return out
+
+
+def distinct_traces(scope: Scope, names) -> dict[tuple[str, str], int]:
+    """{(name, key): traces} of the scope's feedback from the distinct-trace rollup (insights
+    0003): the number of traces with a valid rating under the name carrying the key ('' any,
+    '~' a non-null value, 'b:true', 's:<text>', 'n:<integer>'). One query."""
+    sql = """
+        SELECT name, key, sum(traces)::bigint FROM insights_traces_hourly
+        WHERE experiment_id = %s AND name = ANY(%s) AND hour >= %s AND hour < %s
+        GROUP BY 1, 2 HAVING sum(traces) <> 0 ORDER BY 1, 2
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [scope.experiment.pk, list(names), scope.start, scope.end])
+        return {(name, key): traces for name, key, traces in cursor.fetchall()}

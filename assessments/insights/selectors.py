@@ -108,13 +108,39 @@ def _condition(name: str, tail: str) -> str | None:
 def name_stats(scope: Scope, types: dict[str, NameType]) -> tuple[int, list[NameStats]]:
     """(traces in scope, one NameStats per name in `types` order). Raises FilterError.
 
-    Queries: traces in scope, counts by name and source, traces by name, then one per type
-    present (boolean values, category values, number summary, number histogram)."""
+    From the rollups where they serve (whole hours, no filter: `rollup.serves`): traces in scope,
+    ratings by name, source and value, distinct traces by name and value, then live only the
+    histograms of continuous numbers and the names whose values the rollup keys inexactly (one
+    query per type present). Live otherwise: traces in scope, counts by name and source, traces
+    by name, then one per type present (boolean values, category values, number summary,
+    number histogram)."""
     total = traces_in(scope).count()
     stats = {name: NameStats(name_type=typed) for name, typed in types.items()}
     if not stats:
         return total, []
     rows = _typed(feedback_rows(scope, names=stats))
+    if rollup.serves(scope):
+        live = _stats_from_rollup(scope, rows, stats)
+    else:
+        live = list(stats)
+        _counts(rows, stats)
+    for card in stats.values():
+        card.coverage = card.valued_traces / total if total else None
+        card.href = _href(scope, _condition(card.name, "IS NOT NULL")) if card.traces else None
+    by_type = defaultdict(dict)
+    for name in live:
+        by_type[stats[name].name_type.type][name] = stats[name]
+    if by_type[BOOLEAN]:
+        _boolean_stats(scope, rows.filter(name__in=list(by_type[BOOLEAN]), value_type="boolean"), by_type[BOOLEAN])
+    if by_type[CATEGORY]:
+        _category_stats(scope, rows.filter(name__in=list(by_type[CATEGORY]), value_type="string"), by_type[CATEGORY])
+    if by_type[NUMBER]:
+        _number_stats(scope, rows.filter(name__in=list(by_type[NUMBER]), value_type="number"), by_type[NUMBER])
+    return total, list(stats.values())
+
+
+def _counts(rows, stats: dict[str, NameStats]) -> None:
+    """Ratings by name and source, traces and traces with a value by name (two queries)."""
     for row in rows.values("name", "source_type").annotate(n=Count("pk")).order_by():
         card = stats[row["name"]]
         card.by_source[row["source_type"]] = row["n"]
@@ -127,19 +153,70 @@ def name_stats(scope: Scope, types: dict[str, NameType]) -> tuple[int, list[Name
     ):
         card = stats[row["name"]]
         card.traces, card.valued_traces = row["traces"], row["valued"]
-    for card in stats.values():
-        card.coverage = card.valued_traces / total if total else None
-        card.href = _href(scope, _condition(card.name, "IS NOT NULL")) if card.traces else None
-    by_type = defaultdict(list)
-    for card in stats.values():
-        by_type[card.name_type.type].append(card.name)
-    if by_type[BOOLEAN]:
-        _boolean_stats(scope, rows.filter(name__in=by_type[BOOLEAN], value_type="boolean"), stats)
-    if by_type[CATEGORY]:
-        _category_stats(scope, rows.filter(name__in=by_type[CATEGORY], value_type="string"), stats)
-    if by_type[NUMBER]:
-        _number_stats(scope, rows.filter(name__in=by_type[NUMBER], value_type="number"), stats)
-    return total, list(stats.values())
+
+
+def _stats_from_rollup(scope: Scope, rows, stats: dict[str, NameStats]) -> list[str]:
+    """Fill every card's counts, and the value statistics of the names the rollup keys exactly,
+    from the hourly and distinct-trace rollups (two queries; one more for the histograms of
+    continuous numbers, read live: a bar counts traces by their lowest and highest rating).
+    Returns the names whose value statistics are to be read live."""
+    merged = defaultdict(rollup.Tally)
+    for (name, _, source), tally in rollup.tallies(scope, stats, step_ms=None, by_source=True, medians=True).items():
+        card = stats[name]
+        card.by_source[source] = tally.n
+        card.ratings += tally.n
+        merged[name].add(tally)
+    traces = rollup.distinct_traces(scope, stats)
+    live, continuous = [], []
+    for name, card in stats.items():
+        card.traces, card.valued_traces = traces.get((name, ""), 0), traces.get((name, "~"), 0)
+        tally, kind = merged[name], card.name_type.type
+        if kind in (CATEGORY, NUMBER) and tally.inexact:
+            live.append(name)
+        elif kind == BOOLEAN:
+            card.positive_rate = tally.positive_rate
+            card.bars = [
+                Bar(label, traces.get((name, f"b:{label}"), 0), _href(scope, _condition(name, f"= {label}")), n, tone)
+                for label, n, tone in (("true", tally.ups, "up"), ("false", tally.booleans - tally.ups, "down"))
+            ]
+        elif kind == CATEGORY:
+            found = sorted(tally.counts.items(), key=lambda item: (-item[1], item[0]))
+            labels = list(card.name_type.options) + [text for text, _ in found if text not in card.name_type.options]
+            card.bars = [
+                Bar(
+                    text,
+                    traces.get((name, f"s:{text}"), 0),
+                    _href(scope, _condition(name, f"= {links.quote(text)}")),
+                    tally.counts.get(text, 0),
+                )
+                for text in labels[:MAX_CATEGORY_BARS]
+            ]
+        elif kind == NUMBER and tally.numbers:
+            card.mean = tally.mean
+            card.minimum = min(number for number, count in tally.values if count)
+            card.maximum = max(number for number, count in tally.values if count)
+            card.p10, card.median, card.p90 = (tally.quantile(q) for q in QUANTILES)
+            if card.name_type.is_scale:
+                ratings = defaultdict(int)
+                for number, count in tally.values:
+                    ratings[number] += count
+                typed = card.name_type
+                card.bars = [
+                    Bar(
+                        _level_label(point, typed),
+                        traces.get((name, f"n:{point}"), 0),
+                        _href(scope, _condition(name, f"= {point}")),
+                        ratings.get(float(point), 0),
+                    )
+                    for point in range(int(typed.minimum), int(typed.maximum) + 1)
+                ]
+            else:
+                continuous.append(card)
+        elif kind == NUMBER and card.name_type.is_scale:
+            live.append(name)  # no numbers: the live read draws the empty scale
+    if continuous:
+        _histograms(scope, rows.filter(name__in=[c.name for c in continuous], value_type="number"), continuous)
+    return live
 
 
 def _boolean_stats(scope: Scope, rows, stats: dict[str, NameStats]) -> None:

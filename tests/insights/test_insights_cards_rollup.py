@@ -1,0 +1,100 @@
+"""The insights cards read their distinct-trace counts from the trigger-kept rollup (insights
+0003) and give exactly what the live aggregates give, so every count still equals the trace list
+behind its link: through traces rated twice, edits, overrides, deletes, late feedback and the
+deletion of traces."""
+
+import dataclasses
+
+import pytest
+from django.db import connection
+
+from assessments import services
+from assessments.insights import rollup, selectors
+from assessments.insights.selection import name_types
+from assessments.models import Assessment
+from assessments.trace_deletion import delete_traces
+
+from ..factories import SYSTEM, make_feedback
+from .test_insights_selectors import listed, scope_for
+
+pytestmark = pytest.mark.skipif(connection.vendor != "postgresql", reason="the rollups are PostgreSQL only")
+
+
+def cards(scope, types):
+    return {card.name: card for card in selectors.name_stats(scope, types)[1]}
+
+
+def as_dict(card):
+    out = dataclasses.asdict(card)
+    return {k: pytest.approx(v) if isinstance(v, float) else v for k, v in out.items()}
+
+
+def same_as_live(experiment, now, monkeypatch):
+    _, scope = scope_for(experiment, now)
+    assert rollup.serves(scope)
+    types = name_types(experiment)
+    fast = cards(scope, types)
+    monkeypatch.setattr(rollup, "serves", lambda scope: False)
+    slow = cards(scope, types)
+    monkeypatch.undo()
+    assert list(fast) == list(slow)
+    for name in fast:
+        assert dataclasses.asdict(fast[name]) == as_dict(slow[name]), name
+    checked = 0
+    for card in fast.values():
+        if card.href:
+            assert listed(experiment, card.href) == card.traces, card.name
+            checked += 1
+        for bar in card.bars:
+            assert listed(experiment, bar.href) == bar.traces, (card.name, bar.label)
+            checked += 1
+    assert checked > 20
+    return fast
+
+
+def test_cards_equal_live(rated, now, monkeypatch):
+    experiment, _ = rated
+    got = same_as_live(experiment, now, monkeypatch)
+    assert rollup.distinct_traces(scope_for(experiment, now)[1], got)  # served by the rollup
+
+
+def test_cards_follow_every_write(rated, now, monkeypatch):
+    experiment, traces = rated
+    make_feedback(traces[1], value=True, source_id="twice")  # same value twice on one trace
+    make_feedback(traces[1], name="tone", value="neutral", source_id="twice")
+    make_feedback(traces[1], name="helpfulness", value=2, source_id="twice")
+    make_feedback(traces[2], name="helpfulness", value=5, source_id="twice")  # two points on one trace
+    make_feedback(traces[2], name="relevance", value=0.55, source_type="LLM_JUDGE", source_id="judge-v2")
+    first = Assessment.objects.filter(trace=traces[3], name="relevance").get()
+    services.override(assessment=first, value=0.99, actor=SYSTEM, channel="api", source_type="HUMAN", source_id="fix")
+    thumbs = Assessment.objects.filter(trace=traces[5], name="user_satisfaction").first()
+    services.update(assessment=thumbs, actor=SYSTEM, channel="api", value=not thumbs.value)
+    services.delete(
+        assessment=Assessment.objects.filter(trace=traces[7], name="tone").first(), actor=SYSTEM, channel="api"
+    )
+    twice = Assessment.objects.filter(trace=traces[1], name="user_satisfaction", source_id="twice").get()
+    services.delete(assessment=twice, actor=SYSTEM, channel="api")  # back to one: still counted once
+    make_feedback(traces[-1], value=False, source_id="late")
+    same_as_live(experiment, now, monkeypatch)
+    delete_traces(experiment=experiment, actor=SYSTEM, channel="api", trace_ids=[traces[0].pk, traces[2].pk])
+    got = same_as_live(experiment, now, monkeypatch)
+    assert (
+        got["user_satisfaction"].traces
+        == Assessment.objects.filter(
+            experiment=experiment,
+            name="user_satisfaction",
+            valid=True,
+            trace__request_time__gte=scope_for(experiment, now)[1].start,
+        )
+        .values("trace_id")
+        .distinct()
+        .count()
+    )
+
+
+def test_inexact_values_are_read_live(rated, now, monkeypatch):
+    experiment, traces = rated
+    make_feedback(traces[4], name="relevance", value=0.123456, source_type="LLM_JUDGE", source_id="judge-v2")
+    make_feedback(traces[4], name="tone", value="x" * 300, source_id="long")
+    got = same_as_live(experiment, now, monkeypatch)
+    assert got["relevance"].minimum == 0.1  # the live read: exact
