@@ -9,6 +9,7 @@ link (`links`): a trace with several ratings under a name counts once per bar it
 from __future__ import annotations
 
 import math
+from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -328,14 +329,17 @@ def _histograms(scope: Scope, rows, cards: list[NameStats]) -> None:
     """Bins of equal width between the definition's bounds (else the data's). A bin counts the
     traces its link yields: `>= lo AND < hi` holds for a trace with some rating >= lo and some
     rating < hi, i.e. max >= lo and min < hi (the last bin includes hi)."""
-    spans = defaultdict(list)
+    lows, highs = defaultdict(list), defaultdict(list)
     for name, low, high in (
         rows.values("name", "trace_id")
         .annotate(lo=Min("numeric_value"), hi=Max("numeric_value"))
         .values_list("name", "lo", "hi")
         .order_by()
     ):
-        spans[name].append((low, high))
+        lows[name].append(low)
+        highs[name].append(high)
+    for ordered in (*lows.values(), *highs.values()):
+        ordered.sort()
     for card in cards:
         if card.minimum is None:
             continue
@@ -346,7 +350,10 @@ def _histograms(scope: Scope, rows, cards: list[NameStats]) -> None:
         bins = list(zip(edges, edges[1:]))
         for index, (lo, hi) in enumerate(bins):
             last = index == len(bins) - 1
-            count = sum(1 for mn, mx in spans[card.name] if mx >= lo and (mn <= hi if last else mn < hi))
+            # max >= lo and min < hi (<= hi): all but those entirely below lo or above hi (disjoint)
+            mins, maxes = lows[card.name], highs[card.name]
+            above = len(mins) - (bisect_right(mins, hi) if last else bisect_left(mins, hi))
+            count = len(mins) - bisect_left(maxes, lo) - above
             lo_text, hi_text = links.literal(lo), links.literal(hi)
             tail = f"<= {hi_text}" if last else f"< {hi_text}"
             condition = links.combine("", _condition(card.name, f">= {lo_text}"), _condition(card.name, tail))
