@@ -8,9 +8,11 @@ distinct traces) is read live from the assessments.
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 
 from django.db import connection
 
@@ -29,6 +31,7 @@ class Tally:
     values: list = field(default_factory=list)  # (number, count) for medians
     counts: dict = field(default_factory=dict)  # option → count
     inexact: int = 0  # ratings whose value the key does not carry exactly (insights 0002)
+    off_grid: dict = field(default_factory=dict)  # number key → ratings above it in its cell
     kinds: set = field(default_factory=set)  # value kinds seen
 
     @property
@@ -49,6 +52,8 @@ class Tally:
         for key, count in other.counts.items():
             self.counts[key] = self.counts.get(key, 0) + count
         self.inexact += other.inexact
+        for key, count in other.off_grid.items():
+            self.off_grid[key] = self.off_grid.get(key, 0) + count
         self.kinds |= other.kinds
 
     def quantile(self, fraction: float, values: list | None = None) -> float | None:
@@ -70,6 +75,14 @@ class Tally:
                 break
             seen += count
         return low + (high - low) * (position - int(position))
+
+
+def grid_key(value: float) -> float:
+    """The rollup's key of a number (insights 0004): integers as they are, others floored to the
+    hundredth, as PostgreSQL computes it (float8 → numeric keeps 15 significant digits)."""
+    if value == math.trunc(value) or abs(value) >= 1e15:
+        return value
+    return float(math.floor(Decimal(format(value, ".15g")) * 100) / 100)
 
 
 def whole_hour(moment: datetime | None) -> bool:
@@ -153,6 +166,8 @@ def read(
                 tally.numbers += n
                 tally.total += total
                 tally.values.append((number, n))
+                if inexact:
+                    tally.off_grid[number] = tally.off_grid.get(number, 0) + inexact
             elif kind == "string":
                 tally.counts[key] = tally.counts.get(key, 0) + n
     return out

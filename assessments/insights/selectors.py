@@ -12,9 +12,11 @@ import math
 from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from dataclasses import dataclass, field
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
 from django.db import connection
 from django.db.models import Aggregate, Avg, Count, Exists, F, FloatField, Max, Min, OuterRef, Q
+from django.db.models.expressions import RawSQL
 
 from traces.filters.sql import JSONKeyText, JSONTypeOf, JSONValueText
 from traces.models import Span
@@ -157,10 +159,10 @@ def _counts(rows, stats: dict[str, NameStats]) -> None:
 
 
 def _stats_from_rollup(scope: Scope, rows, stats: dict[str, NameStats]) -> list[str]:
-    """Fill every card's counts, and the value statistics of the names the rollup keys exactly,
-    from the hourly and distinct-trace rollups (two queries; one more for the histograms of
+    """Fill every card's counts and value statistics from the hourly and distinct-trace rollups (two queries; one more for the histograms of
     continuous numbers, read live: a bar counts traces by their lowest and highest rating).
-    Returns the names whose value statistics are to be read live."""
+    Returns the names whose value statistics are to be read live: categories and integer scales
+    with values the rollup keys inexactly (strings beyond 200 characters, fractions on a scale)."""
     merged = defaultdict(rollup.Tally)
     for (name, _, source), tally in rollup.tallies(scope, stats, step_ms=None, by_source=True, medians=True).items():
         card = stats[name]
@@ -172,7 +174,7 @@ def _stats_from_rollup(scope: Scope, rows, stats: dict[str, NameStats]) -> list[
     for name, card in stats.items():
         card.traces, card.valued_traces = traces.get((name, ""), 0), traces.get((name, "~"), 0)
         tally, kind = merged[name], card.name_type.type
-        if kind in (CATEGORY, NUMBER) and tally.inexact:
+        if tally.inexact and (kind == CATEGORY or card.name_type.is_scale):
             live.append(name)
         elif kind == BOOLEAN:
             card.positive_rate = tally.positive_rate
@@ -193,6 +195,7 @@ def _stats_from_rollup(scope: Scope, rows, stats: dict[str, NameStats]) -> list[
                 for text in labels[:MAX_CATEGORY_BARS]
             ]
         elif kind == NUMBER and tally.numbers:
+            # Exact where every value is on the rollup's grid (insights 0004), else to the grid.
             card.mean = tally.mean
             card.minimum = min(number for number, count in tally.values if count)
             card.maximum = max(number for number, count in tally.values if count)
@@ -216,7 +219,8 @@ def _stats_from_rollup(scope: Scope, rows, stats: dict[str, NameStats]) -> list[
         elif kind == NUMBER and card.name_type.is_scale:
             live.append(name)  # no numbers: the live read draws the empty scale
     if continuous:
-        _histograms(scope, rows.filter(name__in=[c.name for c in continuous], value_type="number"), continuous)
+        names = [card.name for card in continuous]
+        _histograms_from_rollup(scope, rows.filter(name__in=names, value_type="number"), continuous, merged)
     return live
 
 
@@ -319,10 +323,72 @@ def _level_label(point: int, typed: NameType) -> str:
 
 
 def _edges(low: float, high: float) -> list[float]:
-    if high <= low:
-        return [low, low]
-    width = (high - low) / HISTOGRAM_BINS
-    return [float(f"{low + i * width:.6g}") for i in range(HISTOGRAM_BINS)] + [high]
+    """Edges of equal width on the rollup's grid of hundredths (so that its keys split as the
+    values do): `low` floored, `high` raised, the width rounded up; the last bin ends at `high`."""
+    hundredth = Decimal("0.01")
+    first = Decimal(format(low, ".15g")).quantize(hundredth, rounding=ROUND_FLOOR)
+    last = Decimal(format(high, ".15g")).quantize(hundredth, rounding=ROUND_CEILING)
+    if last <= first:
+        return [float(first), float(first)]
+    width = max(((last - first) / HISTOGRAM_BINS).quantize(hundredth, rounding=ROUND_CEILING), hundredth)
+    edges = []
+    while first + len(edges) * width < last:
+        edges.append(float(first + len(edges) * width))
+    return edges + [float(last)]
+
+
+def _bounds(card: NameStats, low: float, high: float) -> list[float]:
+    """The histogram's edges: between the definition's bounds, else the data's `low`, `high`."""
+    typed = card.name_type
+    low = typed.minimum if typed.minimum is not None and typed.minimum <= low else low
+    high = typed.maximum if typed.maximum is not None and typed.maximum >= high else high
+    return _edges(low, high)
+
+
+def _bar(scope: Scope, card: NameStats, lo: float, hi: float, last: bool, count: int) -> Bar:
+    lo_text, hi_text = links.literal(lo), links.literal(hi)
+    tail = f"<= {hi_text}" if last else f"< {hi_text}"
+    condition = links.combine("", _condition(card.name, f">= {lo_text}"), _condition(card.name, tail))
+    return Bar(f"{lo_text}–{hi_text}", count, _href(scope, condition))
+
+
+def _histograms_from_rollup(scope: Scope, rows, cards: list[NameStats], tallies: dict) -> None:
+    """The histograms of `_histograms` from the hourly rollup's ratings per grid key (edges on the
+    grid split keys as they split values), corrected for the traces rated more than once under
+    the name, read live (index insights_trace_values_multi): each such trace's ratings are taken
+    out of their bins and the trace counted once per bin its lowest and highest rating reach.
+    One query."""
+    names = [card.name for card in cards]
+    multi = defaultdict(list)
+    for name, trace_id, number in rows.filter(
+        trace_id__in=RawSQL(
+            "SELECT trace_id FROM insights_trace_values WHERE key = '' AND m > 1 AND name = ANY(%s)", (names,)
+        )
+    ).values_list("name", "trace_id", "numeric_value"):
+        multi[(name, trace_id)].append(number)
+    for card in cards:
+        tally = tallies[card.name]
+        keys = [(number, count) for number, count in tally.values if count]
+        low = min(number for number, _ in keys)
+        top = max(number for number, _ in keys)
+        edges = _bounds(card, low, top + 0.01 if tally.off_grid.get(top) else top)
+        counts = [0] * max(len(edges) - 1, 1)
+
+        def index(number, edges=edges, counts=counts):
+            return min(max(bisect_right(edges, number) - 1, 0), len(counts) - 1)
+
+        for number, count in keys:
+            counts[index(number)] += count
+        for (name, _), numbers in multi.items():
+            if name != card.name:
+                continue
+            for number in numbers:
+                counts[index(rollup.grid_key(number))] -= 1
+            for i, (lo, hi) in enumerate(zip(edges, edges[1:])):
+                last = i == len(counts) - 1
+                counts[i] += max(numbers) >= lo and (min(numbers) <= hi if last else min(numbers) < hi)
+        for i, (lo, hi) in enumerate(zip(edges, edges[1:])):
+            card.bars.append(_bar(scope, card, lo, hi, i == len(counts) - 1, counts[i]))
 
 
 def _histograms(scope: Scope, rows, cards: list[NameStats]) -> None:
@@ -341,25 +407,16 @@ def _histograms(scope: Scope, rows, cards: list[NameStats]) -> None:
     for ordered in (*lows.values(), *highs.values()):
         ordered.sort()
     for card in cards:
-        if card.minimum is None:
+        if not lows[card.name]:
             continue
-        typed = card.name_type
-        low = typed.minimum if typed.minimum is not None and typed.minimum <= card.minimum else card.minimum
-        high = typed.maximum if typed.maximum is not None and typed.maximum >= card.maximum else card.maximum
-        edges = _edges(low, high)
-        bins = list(zip(edges, edges[1:]))
-        for index, (lo, hi) in enumerate(bins):
-            last = index == len(bins) - 1
+        card.minimum, card.maximum = lows[card.name][0], highs[card.name][-1]
+        edges = _bounds(card, card.minimum, card.maximum)
+        mins, maxes = lows[card.name], highs[card.name]
+        for index, (lo, hi) in enumerate(zip(edges, edges[1:])):
+            last = index == len(edges) - 2
             # max >= lo and min < hi (<= hi): all but those entirely below lo or above hi (disjoint)
-            mins, maxes = lows[card.name], highs[card.name]
             above = len(mins) - (bisect_right(mins, hi) if last else bisect_left(mins, hi))
-            count = len(mins) - bisect_left(maxes, lo) - above
-            lo_text, hi_text = links.literal(lo), links.literal(hi)
-            tail = f"<= {hi_text}" if last else f"< {hi_text}"
-            condition = links.combine("", _condition(card.name, f">= {lo_text}"), _condition(card.name, tail))
-            card.bars.append(Bar(f"{lo_text}–{hi_text}", count, _href(scope, condition)))
-            if lo == hi:
-                break
+            card.bars.append(_bar(scope, card, lo, hi, last, len(mins) - bisect_left(maxes, lo) - above))
 
 
 # --- trends ------------------------------------------------------------------------------------

@@ -112,7 +112,7 @@ def _points_from_rollup(request: MetricsRequest) -> list[dict] | None:
         step_ms=request.interval_seconds * 1000 if request.interval_seconds else None,
         by_name=NAME_DIMENSION in request.dimensions,
         group="value" if by_value else None,
-        values=request.metric_name == VALUE_METRIC,
+        values=request.metric_name == VALUE_METRIC and any(a.type != "AVG" for a in request.aggregations),
     )
     if not keyed and not tallies:
         tallies = {(None, None, None): rollup.Tally()}  # live aggregates over no rows: one row
