@@ -185,3 +185,14 @@ def distinct_traces(scope: Scope, names) -> dict[tuple[str, str], int]:
     with connection.cursor() as cursor:
         cursor.execute(sql, [scope.experiment.pk, list(names), scope.start, scope.end])
         return {(name, key): traces for name, key, traces in cursor.fetchall()}
+
+
+def traces_in_hours(scope: Scope) -> int:
+    """The number of the scope's traces, from the per-hour trace counts (insights 0005). One query."""
+    sql = """
+        SELECT coalesce(sum(traces), 0)::bigint FROM insights_traces_per_hour
+        WHERE experiment_id = %s AND hour >= %s AND hour < %s
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [scope.experiment.pk, scope.start, scope.end])
+        return cursor.fetchone()[0]

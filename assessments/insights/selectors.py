@@ -117,7 +117,7 @@ def name_stats(scope: Scope, types: dict[str, NameType]) -> tuple[int, list[Name
     query per type present). Live otherwise: traces in scope, counts by name and source, traces
     by name, then one per type present (boolean values, category values, number summary,
     number histogram)."""
-    total = traces_in(scope).count()
+    total = rollup.traces_in_hours(scope) if rollup.serves(scope) else traces_in(scope).count()
     stats = {name: NameStats(name_type=typed) for name, typed in types.items()}
     if not stats:
         return total, []

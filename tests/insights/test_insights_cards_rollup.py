@@ -118,3 +118,30 @@ def test_values_off_the_grid(rated, now, monkeypatch):
     got = same_as_live(experiment, now, monkeypatch, on_grid=["relevance"])
     assert got["relevance"].minimum == 0.01
     assert got["relevance"].bars[0].label.startswith("0.01–")
+
+
+def test_traces_in_range_follow_trace_writes(rated, now):
+    """The per-hour trace counts (insights 0005) equal the live count through ingestion, a moved
+    request time, another experiment's traces and deletion."""
+    from datetime import timedelta
+
+    from assessments.insights.selection import traces_in
+    from traces.models import Trace
+
+    from ..factories import make_experiment, make_trace
+
+    experiment, traces = rated
+    _, scope = scope_for(experiment, now)
+
+    def agree():
+        assert rollup.traces_in_hours(scope) == traces_in(scope).count()
+
+    agree()
+    make_trace(experiment)
+    make_trace(make_experiment())
+    Trace.objects.filter(pk=traces[1].pk).update(request_time=now - timedelta(days=40))
+    Trace.objects.filter(pk=traces[2].pk).update(tags={"moved": "no"})
+    agree()
+    delete_traces(experiment=experiment, actor=SYSTEM, channel="api", trace_ids=[traces[0].pk, traces[3].pk])
+    agree()
+    assert rollup.traces_in_hours(scope) == 24 - 1 - 2  # one moved out, two deleted (the new ones lie outside)
