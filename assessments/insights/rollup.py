@@ -11,12 +11,14 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
 from django.db import connection
 
 from .selection import Scope
+
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 @dataclass
@@ -132,8 +134,9 @@ def read(
     end) (None: unbounded), in the database's order of (bucket, name, group). `group` is "source_type" or
     "value" ((value kind, value key)); `values` reads numbers value by value (the rollup keeps a row
     per hour and distinct value), for minimum, maximum and percentiles. One query."""
-    bucket = "(floor((extract(epoch from hour) * 1000 - %s) / %s) * %s + %s)::bigint" if step_ms else "NULL::bigint"
-    bucket_params = [origin_ms, step_ms, step_ms, origin_ms] if step_ms else []
+    # date_bin on timestamps: epoch arithmetic is numeric in PostgreSQL 14+, several times slower
+    bucket = "date_bin(%s, hour, %s)" if step_ms else "NULL::timestamptz"
+    bucket_params = [timedelta(milliseconds=step_ms), EPOCH + timedelta(milliseconds=origin_ms)] if step_ms else []
     grouped = {"source_type": "source_type, ''", "value": "value_kind, value_key"}.get(group, "NULL::text, ''")
     where, params = ["experiment_id = ANY(%s)", "kind = ANY(%s)"], [list(experiment_ids), list(kinds)]
     for clause, value in (("name = ANY(%s)", names), ("hour >= %s", start), ("hour < %s", end)):
@@ -153,7 +156,8 @@ def read(
     out: dict[tuple, Tally] = defaultdict(Tally)
     with connection.cursor() as cursor:
         cursor.execute(sql, [*bucket_params, *params])
-        for name, bucket_ms, first, second, kind, key, number, n, total, inexact in cursor.fetchall():
+        for name, bucket, first, second, kind, key, number, n, total, inexact in cursor.fetchall():
+            bucket_ms = None if bucket is None else (bucket - EPOCH) // timedelta(milliseconds=1)
             label = (first, second) if group == "value" else first
             tally = out[(name, bucket_ms, label)]
             tally.n += n
