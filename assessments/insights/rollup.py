@@ -1,9 +1,10 @@
-"""Reads of the trigger-kept hourly rollup (migrations insights 0001, 0002) on PostgreSQL.
+"""Reads of the trigger-kept rollups (migrations insights 0001–0005) on PostgreSQL.
 
-It serves rating-level numbers (count, positive rate, mean, median, counts per option) over
-whole hours without a filter, for the insights page, the metrics API and MLflow's
-QueryTraceMetrics alike; anything else (a filter, SQLite, times inside an hour, counts of
-distinct traces) is read live from the assessments.
+Over whole hours without a filter they serve rating-level numbers (count, positive rate, mean,
+quantiles, counts per option: `read`, `tallies`), distinct-trace counts per name and value key
+(`distinct_traces`) and traces per hour (`traces_in_hours`), for the insights page, the metrics
+API and MLflow's QueryTraceMetrics alike. Anything else (a filter, SQLite, times inside an hour)
+is read live from the assessments.
 """
 
 from __future__ import annotations
