@@ -21,7 +21,7 @@ from traces import selectors as trace_selectors
 from traces.authentication import request_actor
 from traces.filters import FilterError
 
-from . import selectors
+from . import metrics
 from .selection import Scope, name_types
 from .timerange import STEPS, auto_interval
 
@@ -109,7 +109,7 @@ class MetricsApi(APIView):
             raise ValidationError({"name": f"no feedback named {data['name']!r} in this experiment"})
         scope = Scope(experiment, start, end, data.get("filter") or "")
         try:
-            buckets = selectors.metric_buckets(scope, typed, interval, group)
+            buckets = metrics.metric_buckets(scope, typed, interval, group)
         except FilterError as exc:
             raise ValidationError({"filter": str(exc)}) from None
         out = {

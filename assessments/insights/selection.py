@@ -120,7 +120,8 @@ def _value_kinds(experiment: Experiment, names) -> dict[str, dict[str, int]]:
     thousand rows), else from the assessments."""
     if connection.vendor == "postgresql":
         sql = (
-            "SELECT name, value_kind, sum(n)::bigint FROM insights_feedback_hourly WHERE experiment_id = %s"
+            "SELECT name, value_kind, sum(n)::bigint FROM insights_feedback_hourly"
+            " WHERE experiment_id = %s AND kind = 'feedback'"
             + (" AND name = ANY(%s)" if names is not None else "")
             + " GROUP BY 1, 2 HAVING sum(n) <> 0 ORDER BY 1"
         )

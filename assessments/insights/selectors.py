@@ -9,18 +9,21 @@ link (`links`): a trace with several ratings under a name counts once per bar it
 from __future__ import annotations
 
 import math
+from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from dataclasses import dataclass, field
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
 from django.db import connection
-from django.db.models import Aggregate, Avg, Count, Exists, F, FloatField, Max, Min, OuterRef, Q
+from django.db.models import Aggregate, Avg, Count, Exists, FloatField, Max, Min, OuterRef, Q
+from django.db.models.expressions import RawSQL
 
 from traces.filters.sql import JSONKeyText, JSONTypeOf, JSONValueText
 from traces.models import Span
 
 from . import links, rollup
 from .selection import BOOLEAN, CATEGORY, NUMBER, NameType, Scope, feedback_rows, traces_in
-from .timerange import BucketStartMs, Window, ms_to_datetime, origin_ms, step_ms
+from .timerange import BucketStartMs, Window, origin_ms, step_ms
 
 QUANTILES = (0.1, 0.5, 0.9)
 HISTOGRAM_BINS = 10
@@ -108,13 +111,39 @@ def _condition(name: str, tail: str) -> str | None:
 def name_stats(scope: Scope, types: dict[str, NameType]) -> tuple[int, list[NameStats]]:
     """(traces in scope, one NameStats per name in `types` order). Raises FilterError.
 
-    Queries: traces in scope, counts by name and source, traces by name, then one per type
-    present (boolean values, category values, number summary, number histogram)."""
-    total = traces_in(scope).count()
+    From the rollups where they serve (whole hours, no filter: `rollup.serves`): traces in scope,
+    ratings by name, source and value, distinct traces by name and value, then live only the
+    histograms of continuous numbers and the names whose values the rollup keys inexactly (one
+    query per type present). Live otherwise: traces in scope, counts by name and source, traces
+    by name, then one per type present (boolean values, category values, number summary,
+    number histogram)."""
+    total = rollup.traces_in_hours(scope) if rollup.serves(scope) else traces_in(scope).count()
     stats = {name: NameStats(name_type=typed) for name, typed in types.items()}
     if not stats:
         return total, []
     rows = _typed(feedback_rows(scope, names=stats))
+    if rollup.serves(scope):
+        live = _stats_from_rollup(scope, rows, stats)
+    else:
+        live = list(stats)
+        _counts(rows, stats)
+    for card in stats.values():
+        card.coverage = card.valued_traces / total if total else None
+        card.href = _href(scope, _condition(card.name, "IS NOT NULL")) if card.traces else None
+    by_type = defaultdict(dict)
+    for name in live:
+        by_type[stats[name].name_type.type][name] = stats[name]
+    if by_type[BOOLEAN]:
+        _boolean_stats(scope, rows.filter(name__in=list(by_type[BOOLEAN]), value_type="boolean"), by_type[BOOLEAN])
+    if by_type[CATEGORY]:
+        _category_stats(scope, rows.filter(name__in=list(by_type[CATEGORY]), value_type="string"), by_type[CATEGORY])
+    if by_type[NUMBER]:
+        _number_stats(scope, rows.filter(name__in=list(by_type[NUMBER]), value_type="number"), by_type[NUMBER])
+    return total, list(stats.values())
+
+
+def _counts(rows, stats: dict[str, NameStats]) -> None:
+    """Ratings by name and source, traces and traces with a value by name (two queries)."""
     for row in rows.values("name", "source_type").annotate(n=Count("pk")).order_by():
         card = stats[row["name"]]
         card.by_source[row["source_type"]] = row["n"]
@@ -127,19 +156,72 @@ def name_stats(scope: Scope, types: dict[str, NameType]) -> tuple[int, list[Name
     ):
         card = stats[row["name"]]
         card.traces, card.valued_traces = row["traces"], row["valued"]
-    for card in stats.values():
-        card.coverage = card.valued_traces / total if total else None
-        card.href = _href(scope, _condition(card.name, "IS NOT NULL")) if card.traces else None
-    by_type = defaultdict(list)
-    for card in stats.values():
-        by_type[card.name_type.type].append(card.name)
-    if by_type[BOOLEAN]:
-        _boolean_stats(scope, rows.filter(name__in=by_type[BOOLEAN], value_type="boolean"), stats)
-    if by_type[CATEGORY]:
-        _category_stats(scope, rows.filter(name__in=by_type[CATEGORY], value_type="string"), stats)
-    if by_type[NUMBER]:
-        _number_stats(scope, rows.filter(name__in=by_type[NUMBER], value_type="number"), stats)
-    return total, list(stats.values())
+
+
+def _stats_from_rollup(scope: Scope, rows, stats: dict[str, NameStats]) -> list[str]:
+    """Fill every card's counts and value statistics from the hourly and distinct-trace rollups (two queries; one more for the histograms of
+    continuous numbers, read live: a bar counts traces by their lowest and highest rating).
+    Returns the names whose value statistics are to be read live: categories and integer scales
+    with values the rollup keys inexactly (strings beyond 200 characters, fractions on a scale)."""
+    merged = defaultdict(rollup.Tally)
+    for (name, _, source), tally in rollup.tallies(scope, stats, step_ms=None, by_source=True, medians=True).items():
+        card = stats[name]
+        card.by_source[source] = tally.n
+        card.ratings += tally.n
+        merged[name].add(tally)
+    traces = rollup.distinct_traces(scope, stats)
+    live, continuous = [], []
+    for name, card in stats.items():
+        card.traces, card.valued_traces = traces.get((name, ""), 0), traces.get((name, "~"), 0)
+        tally, kind = merged[name], card.name_type.type
+        if tally.inexact and (kind == CATEGORY or card.name_type.is_scale):
+            live.append(name)
+        elif kind == BOOLEAN:
+            card.positive_rate = tally.positive_rate
+            card.bars = [
+                Bar(label, traces.get((name, f"b:{label}"), 0), _href(scope, _condition(name, f"= {label}")), n, tone)
+                for label, n, tone in (("true", tally.ups, "up"), ("false", tally.booleans - tally.ups, "down"))
+            ]
+        elif kind == CATEGORY:
+            found = sorted(tally.counts.items(), key=lambda item: (-item[1], item[0]))
+            labels = list(card.name_type.options) + [text for text, _ in found if text not in card.name_type.options]
+            card.bars = [
+                Bar(
+                    text,
+                    traces.get((name, f"s:{text}"), 0),
+                    _href(scope, _condition(name, f"= {links.quote(text)}")),
+                    tally.counts.get(text, 0),
+                )
+                for text in labels[:MAX_CATEGORY_BARS]
+            ]
+        elif kind == NUMBER and tally.numbers:
+            # Exact where every value is on the rollup's grid (insights 0004), else to the grid.
+            card.mean = tally.mean
+            card.minimum = min(number for number, count in tally.values if count)
+            card.maximum = max(number for number, count in tally.values if count)
+            card.p10, card.median, card.p90 = (tally.quantile(q) for q in QUANTILES)
+            if card.name_type.is_scale:
+                ratings = defaultdict(int)
+                for number, count in tally.values:
+                    ratings[number] += count
+                typed = card.name_type
+                card.bars = [
+                    Bar(
+                        _level_label(point, typed),
+                        traces.get((name, f"n:{point}"), 0),
+                        _href(scope, _condition(name, f"= {point}")),
+                        ratings.get(float(point), 0),
+                    )
+                    for point in range(int(typed.minimum), int(typed.maximum) + 1)
+                ]
+            else:
+                continuous.append(card)
+        elif kind == NUMBER and card.name_type.is_scale:
+            live.append(name)  # no numbers: the live read draws the empty scale
+    if continuous:
+        names = [card.name for card in continuous]
+        _histograms_from_rollup(scope, rows.filter(name__in=names, value_type="number"), continuous, merged)
+    return live
 
 
 def _boolean_stats(scope: Scope, rows, stats: dict[str, NameStats]) -> None:
@@ -241,41 +323,100 @@ def _level_label(point: int, typed: NameType) -> str:
 
 
 def _edges(low: float, high: float) -> list[float]:
-    if high <= low:
-        return [low, low]
-    width = (high - low) / HISTOGRAM_BINS
-    return [float(f"{low + i * width:.6g}") for i in range(HISTOGRAM_BINS)] + [high]
+    """Edges of equal width on the rollup's grid of hundredths (so that its keys split as the
+    values do): `low` floored, `high` raised, the width rounded up; the last bin ends at `high`."""
+    hundredth = Decimal("0.01")
+    first = Decimal(format(low, ".15g")).quantize(hundredth, rounding=ROUND_FLOOR)
+    last = Decimal(format(high, ".15g")).quantize(hundredth, rounding=ROUND_CEILING)
+    if last <= first:
+        return [float(first), float(first)]
+    width = max(((last - first) / HISTOGRAM_BINS).quantize(hundredth, rounding=ROUND_CEILING), hundredth)
+    edges = []
+    while first + len(edges) * width < last:
+        edges.append(float(first + len(edges) * width))
+    return edges + [float(last)]
+
+
+def _bounds(card: NameStats, low: float, high: float) -> list[float]:
+    """The histogram's edges: between the definition's bounds, else the data's `low`, `high`."""
+    typed = card.name_type
+    low = typed.minimum if typed.minimum is not None and typed.minimum <= low else low
+    high = typed.maximum if typed.maximum is not None and typed.maximum >= high else high
+    return _edges(low, high)
+
+
+def _bar(scope: Scope, card: NameStats, lo: float, hi: float, last: bool, count: int) -> Bar:
+    lo_text, hi_text = links.literal(lo), links.literal(hi)
+    tail = f"<= {hi_text}" if last else f"< {hi_text}"
+    condition = links.combine("", _condition(card.name, f">= {lo_text}"), _condition(card.name, tail))
+    return Bar(f"{lo_text}–{hi_text}", count, _href(scope, condition))
+
+
+def _histograms_from_rollup(scope: Scope, rows, cards: list[NameStats], tallies: dict) -> None:
+    """The histograms of `_histograms` from the hourly rollup's ratings per grid key (edges on the
+    grid split keys as they split values), corrected for the traces rated more than once under
+    the name, read live (index insights_trace_values_multi): each such trace's ratings are taken
+    out of their bins and the trace counted once per bin its lowest and highest rating reach.
+    One query."""
+    names = [card.name for card in cards]
+    multi = defaultdict(list)
+    for name, trace_id, number in rows.filter(
+        trace_id__in=RawSQL(
+            "SELECT trace_id FROM insights_trace_values WHERE key = '' AND m > 1 AND name = ANY(%s)", (names,)
+        )
+    ).values_list("name", "trace_id", "numeric_value"):
+        multi[(name, trace_id)].append(number)
+    for card in cards:
+        tally = tallies[card.name]
+        keys = [(number, count) for number, count in tally.values if count]
+        low = min(number for number, _ in keys)
+        top = max(number for number, _ in keys)
+        edges = _bounds(card, low, top + 0.01 if tally.off_grid.get(top) else top)
+        counts = [0] * max(len(edges) - 1, 1)
+
+        def index(number, edges=edges, counts=counts):
+            return min(max(bisect_right(edges, number) - 1, 0), len(counts) - 1)
+
+        for number, count in keys:
+            counts[index(number)] += count
+        for (name, _), numbers in multi.items():
+            if name != card.name:
+                continue
+            for number in numbers:
+                counts[index(rollup.grid_key(number))] -= 1
+            for i, (lo, hi) in enumerate(zip(edges, edges[1:])):
+                last = i == len(counts) - 1
+                counts[i] += max(numbers) >= lo and (min(numbers) <= hi if last else min(numbers) < hi)
+        for i, (lo, hi) in enumerate(zip(edges, edges[1:])):
+            card.bars.append(_bar(scope, card, lo, hi, i == len(counts) - 1, counts[i]))
 
 
 def _histograms(scope: Scope, rows, cards: list[NameStats]) -> None:
     """Bins of equal width between the definition's bounds (else the data's). A bin counts the
     traces its link yields: `>= lo AND < hi` holds for a trace with some rating >= lo and some
     rating < hi, i.e. max >= lo and min < hi (the last bin includes hi)."""
-    spans = defaultdict(list)
+    lows, highs = defaultdict(list), defaultdict(list)
     for name, low, high in (
         rows.values("name", "trace_id")
         .annotate(lo=Min("numeric_value"), hi=Max("numeric_value"))
         .values_list("name", "lo", "hi")
         .order_by()
     ):
-        spans[name].append((low, high))
+        lows[name].append(low)
+        highs[name].append(high)
+    for ordered in (*lows.values(), *highs.values()):
+        ordered.sort()
     for card in cards:
-        if card.minimum is None:
+        if not lows[card.name]:
             continue
-        typed = card.name_type
-        low = typed.minimum if typed.minimum is not None and typed.minimum <= card.minimum else card.minimum
-        high = typed.maximum if typed.maximum is not None and typed.maximum >= card.maximum else card.maximum
-        edges = _edges(low, high)
-        bins = list(zip(edges, edges[1:]))
-        for index, (lo, hi) in enumerate(bins):
-            last = index == len(bins) - 1
-            count = sum(1 for mn, mx in spans[card.name] if mx >= lo and (mn <= hi if last else mn < hi))
-            lo_text, hi_text = links.literal(lo), links.literal(hi)
-            tail = f"<= {hi_text}" if last else f"< {hi_text}"
-            condition = links.combine("", _condition(card.name, f">= {lo_text}"), _condition(card.name, tail))
-            card.bars.append(Bar(f"{lo_text}–{hi_text}", count, _href(scope, condition)))
-            if lo == hi:
-                break
+        card.minimum, card.maximum = lows[card.name][0], highs[card.name][-1]
+        edges = _bounds(card, card.minimum, card.maximum)
+        mins, maxes = lows[card.name], highs[card.name]
+        for index, (lo, hi) in enumerate(zip(edges, edges[1:])):
+            last = index == len(edges) - 2
+            # max >= lo and min < hi (<= hi): all but those entirely below lo or above hi (disjoint)
+            above = len(mins) - (bisect_right(mins, hi) if last else bisect_left(mins, hi))
+            card.bars.append(_bar(scope, card, lo, hi, last, len(mins) - bisect_left(maxes, lo) - above))
 
 
 # --- trends ------------------------------------------------------------------------------------
@@ -501,80 +642,3 @@ def dimension_choices(scope: Scope) -> dict[str, list[str]]:
         "tag": sorted(k for k in tags if not k.startswith("mlflow.")),
         "metadata": sorted(k for k in metadata if not k.startswith("mlflow.")),
     }
-
-
-# --- the metrics API ---------------------------------------------------------------------------
-
-
-def metric_buckets(scope: Scope, typed: NameType, interval: str, group: tuple[str, str] | None = None) -> list[dict]:
-    """Buckets of one name for the metrics API: start, count (ratings), traces, and by type
-    positive_rate / mean + median / counts per option; `group` splits each bucket by
-    source_type, a tag or a metadata key. Two queries. Raises FilterError."""
-    if rollup.serves(scope) and (group is None or group[0] == "source_type"):
-        return _metric_buckets_from_rollup(scope, typed, interval, group)
-    rows = _typed(feedback_rows(scope, names=[typed.name]))
-    bucket = BucketStartMs("trace__request_time", step_ms=step_ms(interval), origin_ms=origin_ms(interval))
-    rows = rows.annotate(bucket=bucket)
-    keys = ["bucket"]
-    if group is not None:
-        kind, key = group
-        if kind == "source_type":
-            rows = rows.annotate(group=F("source_type"))
-        else:
-            rows = rows.annotate(group=JSONKeyText("trace__tags" if kind == "tag" else "trace__metadata", key))
-        keys.append("group")
-    aggregates = _value_aggregates()
-    if typed.type == NUMBER and _postgres():
-        aggregates["median"] = PercentileCont("numeric_value", 0.5, filter=Q(value_type="number"))
-    out = {}
-    for row in rows.values(*keys).annotate(**aggregates).order_by(*keys):
-        entry = {"start": ms_to_datetime(row["bucket"]), "count": row["n"]}
-        if group is not None:
-            entry["group"] = row["group"]
-        if typed.type == BOOLEAN:
-            entry["positive_rate"] = row["ups"] / row["booleans"] if row["booleans"] else None
-        elif typed.type == NUMBER:
-            entry["mean"] = row["mean"]
-            entry["median"] = row.get("median")
-        else:
-            entry["counts"] = {}
-        out[tuple(row[k] for k in keys)] = entry
-    if typed.type == NUMBER and not _postgres():
-        values = defaultdict(list)
-        for row in rows.filter(value_type="number").values(*keys, "numeric_value").order_by(*keys, "numeric_value"):
-            values[tuple(row[k] for k in keys)].append(row["numeric_value"])
-        for key, numbers in values.items():
-            out[key]["median"] = quantile(numbers, 0.5)
-    if typed.type == CATEGORY:
-        for row in (
-            rows.filter(value_type="string")
-            .values(*keys, text=JSONValueText("value"))
-            .annotate(n=Count("pk"))
-            .order_by(*keys, "text")
-        ):
-            out[tuple(row[k] for k in keys)]["counts"][row["text"]] = row["n"]
-    return list(out.values())
-
-
-def _metric_buckets_from_rollup(scope: Scope, typed: NameType, interval: str, group) -> list[dict]:
-    tallies = rollup.tallies(
-        scope,
-        [typed.name],
-        step_ms=step_ms(interval),
-        origin_ms=origin_ms(interval),
-        by_source=group is not None,
-        medians=typed.type == NUMBER,
-    )
-    out = []
-    for (_, bucket_ms, source), tally in sorted(tallies.items(), key=lambda item: (item[0][1], item[0][2] or "")):
-        entry = {"start": ms_to_datetime(bucket_ms), "count": tally.n}
-        if group is not None:
-            entry["group"] = source
-        if typed.type == BOOLEAN:
-            entry["positive_rate"] = tally.positive_rate
-        elif typed.type == NUMBER:
-            entry["mean"], entry["median"] = tally.mean, tally.quantile(0.5)
-        else:
-            entry["counts"] = dict(sorted(tally.counts.items()))
-        out.append(entry)
-    return out

@@ -14,12 +14,14 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from django.db import connection
 from django.db.models import Avg, Count, Max, Min, Q
 
 from traces.filters.sql import JSONTypeOf, JSONValueText
 from traces.models import Experiment
 
 from ..models import Assessment
+from . import rollup
 from .selection import Scope, valid_rows
 from .selectors import PercentileCont, _postgres, quantile
 from .timerange import BucketStartMs, ms_to_datetime
@@ -73,7 +75,94 @@ def _rows(request: MetricsRequest):
 
 def data_points(request: MetricsRequest) -> list[dict]:
     """MLflow MetricDataPoints ({metric_name, dimensions, values}), ordered by time bucket then
-    dimensions, at most max_results. Two queries per experiment (one more for percentiles on SQLite)."""
+    dimensions, at most max_results. From the hourly rollup when it answers exactly (one query),
+    else live: one query (one more for percentiles on SQLite, one more after a rollup that could
+    not answer)."""
+    if _rollup_serves(request):
+        points = _points_from_rollup(request)
+        if points is not None:
+            return points
+    return _live_points(request)
+
+
+def _rollup_serves(request: MetricsRequest) -> bool:
+    """Whole hours, buckets of whole hours, no trace filter, on PostgreSQL."""
+    return (
+        connection.vendor == "postgresql"
+        and not request.filter_text.strip()
+        and (request.start is None or rollup.whole_hour(request.start))
+        and (request.end is None or rollup.whole_hour(request.end))
+        and (not request.interval_seconds or request.interval_seconds % 3600 == 0)
+    )
+
+
+def _points_from_rollup(request: MetricsRequest) -> list[dict] | None:
+    """The live answer read from the rollup, or None where the rollup cannot give it exactly:
+    a value it keys inexactly (a number beyond 4 decimals, a string beyond 200 characters) that a
+    minimum, maximum, percentile or value dimension needs (counts and means are exact); a number, object or array as a value
+    dimension (their JSON text is not kept)."""
+    by_value = VALUE_DIMENSION in request.dimensions
+    keyed = bool(request.interval_seconds) or NAME_DIMENSION in request.dimensions or by_value
+    tallies = rollup.read(
+        [experiment.pk for experiment in request.experiments],
+        request.start,
+        request.end,
+        names=request.names,
+        kinds=request.kinds,
+        step_ms=request.interval_seconds * 1000 if request.interval_seconds else None,
+        by_name=NAME_DIMENSION in request.dimensions,
+        group="value" if by_value else None,
+        values=request.metric_name == VALUE_METRIC and any(a.type != "AVG" for a in request.aggregations),
+    )
+    if not keyed and not tallies:
+        tallies = {(None, None, None): rollup.Tally()}  # live aggregates over no rows: one row
+    points = []
+    for (name, bucket_ms, value), tally in tallies.items():
+        if by_value:
+            kind, key = value
+            if kind == "null":  # the live read leaves JSON nulls out of the value dimension
+                continue
+            if kind not in ("boolean", "string") or tally.inexact:
+                return None
+        if request.metric_name == VALUE_METRIC:
+            if tally.inexact and any(a.type != "AVG" for a in request.aggregations):
+                return None
+            values = _value_aggregates(request.aggregations, tally)
+        else:
+            values = {"COUNT": float(tally.n)}
+        dimensions = {}
+        if request.interval_seconds:
+            dimensions[TIME_BUCKET] = ms_to_datetime(bucket_ms).isoformat()
+        if NAME_DIMENSION in request.dimensions:
+            dimensions[NAME_DIMENSION] = name
+        if by_value:
+            dimensions[VALUE_DIMENSION] = json.dumps(key) if kind == "string" else key
+        if values and len(points) < request.max_results:
+            points.append({"metric_name": request.metric_name, "dimensions": dimensions, "values": values})
+    return points
+
+
+def _value_aggregates(aggregations: list[Aggregation], tally: rollup.Tally) -> dict:
+    """AVG / MIN / MAX / percentiles over a tally's numbers and booleans (1 / 0), exact values."""
+    numbers = [*tally.values, (1.0, tally.ups), (0.0, tally.booleans - tally.ups)]
+    numbers = [(number, count) for number, count in numbers if count]
+    if not numbers:
+        return {}
+    size = tally.numbers + tally.booleans
+    out = {}
+    for aggregation in aggregations:
+        if aggregation.type == "AVG":
+            out[aggregation.label] = (tally.total + tally.ups) / size
+        elif aggregation.type == "MIN":
+            out[aggregation.label] = min(number for number, _ in numbers)
+        elif aggregation.type == "MAX":
+            out[aggregation.label] = max(number for number, _ in numbers)
+        else:
+            out[aggregation.label] = tally.quantile(aggregation.percentile / 100, numbers)
+    return out
+
+
+def _live_points(request: MetricsRequest) -> list[dict]:
     keys = []
     annotations = {}
     if request.interval_seconds:

@@ -7,7 +7,7 @@ import pytest
 from django.db import connection
 
 from assessments import services
-from assessments.insights import rollup, selectors
+from assessments.insights import metrics, rollup
 from assessments.insights.selection import Scope, name_types
 from assessments.insights.timerange import window_for
 from assessments.models import Assessment
@@ -18,9 +18,9 @@ pytestmark = pytest.mark.skipif(connection.vendor != "postgresql", reason="the r
 
 
 def both(scope, typed, interval, group=None, monkeypatch=None):
-    fast = selectors.metric_buckets(scope, typed, interval, group)
+    fast = metrics.metric_buckets(scope, typed, interval, group)
     monkeypatch.setattr(rollup, "serves", lambda scope: False)
-    slow = selectors.metric_buckets(scope, typed, interval, group)
+    slow = metrics.metric_buckets(scope, typed, interval, group)
     monkeypatch.undo()
     return fast, slow
 
@@ -59,7 +59,7 @@ def test_rollup_follows_every_write(rated, now, monkeypatch):
         assert fast == approx(slow), name
     late = [
         b
-        for b in selectors.metric_buckets(scope, types["user_satisfaction"], "hour")
+        for b in metrics.metric_buckets(scope, types["user_satisfaction"], "hour")
         if b["start"] <= traces[-1].request_time < b["start"] + timedelta(hours=1)
     ]
     assert late and late[0]["count"] >= 1
