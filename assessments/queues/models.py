@@ -109,6 +109,10 @@ class QueueWork(models.Model):
             # one row per reviewer and item: an answer is never duplicated
             models.UniqueConstraint(fields=["item", "reviewer"], name="queuework_unique_reviewer"),
         ]
+        indexes = [
+            # `next`: the reviewer's live leases (services._held_lease)
+            models.Index(fields=["reviewer", "expires_at"], condition=models.Q(state="leased"), name="queuework_lease"),
+        ]
 
     def __str__(self):
         return f"{self.state} {self.item_id} by {self.reviewer_id}"
