@@ -231,6 +231,19 @@ def reviewer(base: str, queue_id: int, username: str, ready, go, stop_at, result
     results.put(mine)
 
 
+def worker_cpu_seconds(server: subprocess.Popen) -> float:
+    """User + system CPU of gunicorn's workers so far (its children, from /proc)."""
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == server.pid:
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def server_times(access_log: Path) -> dict[str, list[float]]:
     """Milliseconds the workers spent on each counted call, from gunicorn's access log."""
     times: dict[str, list[float]] = {"next": [], "answer": []}
@@ -259,11 +272,13 @@ def drive(queue_id: int, usernames: list[str], seconds: float, env: dict) -> dic
             client.start()
         for _ in clients:
             ready.acquire()
+        cpu_before = worker_cpu_seconds(server)
         began = time.monotonic()
         stop_at.value = time.time() + seconds
         go.set()
         gathered = [results.get() for _ in clients]
         elapsed = time.monotonic() - began
+        cpu = worker_cpu_seconds(server) - cpu_before
         for client in clients:
             client.join()
     finally:
@@ -271,7 +286,13 @@ def drive(queue_id: int, usernames: list[str], seconds: float, env: dict) -> dic
         server.wait(30)
     timings = {key: [ms for one in gathered for ms in one[key]] for key in ("next", "answer")}
     failures = [failure for one in gathered for failure in one["failures"]]
-    return {"timings": timings, "server": server_times(access_log), "failures": failures, "elapsed": elapsed}
+    return {
+        "timings": timings,
+        "server": server_times(access_log),
+        "failures": failures,
+        "elapsed": elapsed,
+        "worker_cpu_seconds": cpu,
+    }
 
 
 def _pct(values: list[float], p: float) -> float:
@@ -311,7 +332,11 @@ def report(figures: dict, args) -> None:
         result[name] = _line(name, values, TARGETS[name])
     for name, values in figures["server"].items():
         result[f"{name}_server"] = _line(f"{name} (server)", values, None)
-    print(f"answers/s: {result['answers_per_second']}")
+    calls = sum(len(values) for values in timings.values())
+    result["worker_cpu_ms_per_call"] = round(1000 * figures["worker_cpu_seconds"] / calls, 1) if calls else None
+    print(
+        f"answers/s: {result['answers_per_second']}; gunicorn workers' CPU per call: {result['worker_cpu_ms_per_call']} ms"
+    )
     if failures:
         print("failures:", *failures[:5], sep="\n  ")
     out = ROOT / "bench" / "results" / f"queues-{datetime.now(timezone.utc):%Y-%m-%dT%H%M}.json"

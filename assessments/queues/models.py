@@ -71,9 +71,10 @@ class QueueItem(models.Model):
             models.UniqueConstraint(fields=["queue", "trace"], name="queueitem_unique_trace"),
         ]
         indexes = [
-            # `next`: the oldest open items of a queue
+            # `next`: the oldest open items of a queue (ordered by added_at, id: an order the
+            # primary key cannot give, so the planner never walks it through completed items)
             models.Index(
-                fields=["queue", "id"],
+                fields=["queue", "added_at", "id"],
                 condition=models.Q(complete=False, removed_at__isnull=True),
                 name="queueitem_open",
             ),

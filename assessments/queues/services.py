@@ -36,7 +36,7 @@ from traces.models import Experiment, Membership, Trace
 
 from . import rules
 from .models import Queue, QueueItem, QueueWork
-from .selectors import METADATA_KEY
+from .selectors import METADATA_KEY, held_lease
 
 MAX_ADD = 100_000
 DEFAULT_FILTER_LIMIT = 1000
@@ -313,7 +313,7 @@ def next_item(*, queue: Queue, actor: Actor) -> QueueWork | None:
     with _serial(queue), transaction.atomic():
         now = timezone.now()
         expires = now + timedelta(seconds=queue.lease_seconds)
-        held = _held_lease(queue, user, now)
+        held = held_lease(queue, user, now)
         if held is not None:
             held.expires_at, held.updated_at = expires, now
             held.save(update_fields=["expires_at", "updated_at"])
@@ -338,22 +338,6 @@ def next_item(*, queue: Queue, actor: Actor) -> QueueWork | None:
         work.state, work.expires_at, work.updated_at = QueueWork.State.LEASED, expires, now
         _store(work)
         return work
-
-
-def _held_lease(queue: Queue, user, now) -> QueueWork | None:
-    """The reviewer's live lease on an open item of the queue (the lowest item first), if any.
-
-    Read from the reviewer's side only (the `queuework_lease` index: their live leases, about one
-    per queue they work) and narrowed here: a filter on the items would let the planner walk the
-    queue's open items instead, every one of them when the reviewer holds nothing (a second on
-    100,000 items)."""
-    leases = QueueWork.objects.filter(reviewer=user, state=QueueWork.State.LEASED, expires_at__gt=now)
-    held = [
-        work
-        for work in leases.select_related("item")
-        if work.item.queue_id == queue.pk and work.item.removed_at is None and not work.item.complete
-    ]
-    return min(held, key=lambda work: work.item_id, default=None)
 
 
 def _live_leases(now, exclude_user=None) -> Q:
@@ -387,7 +371,9 @@ def _candidate(queue: Queue, user, now, tried: list[int], skip_locked: bool = Tr
         .filter(mine__isnull=True)
         .alias(taken=F("answer_count") + Coalesce(Subquery(leases), 0))
         .filter(taken__lt=queue.answers_per_item)
-        .order_by("id")
+        # oldest first: only the `queueitem_open` index gives this order, so the planner never
+        # walks the primary key through the completed items instead
+        .order_by("added_at", "id")
     )
     if connection.vendor == "postgresql":
         queryset = queryset.select_for_update(skip_locked=skip_locked, of=("self",))
