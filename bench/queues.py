@@ -50,6 +50,12 @@ def main() -> int:
     parser.add_argument("--reviewers", type=int, default=10)
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--workers", type=int, default=None, help="gunicorn workers (default: gunicorn.conf.py's)")
+    parser.add_argument(
+        "--think-ms",
+        type=float,
+        default=0.0,
+        help="a reviewer's pause after each answer, reading the next trace (default 0: back to back, a stress test)",
+    )
     args = parser.parse_args()
 
     url = os.environ.get("BENCH_QUEUES_DATABASE_URL", DEFAULT_DATABASE_URL)
@@ -85,7 +91,7 @@ def main() -> int:
     from django.db import connections
 
     connections.close_all()  # the clients fork; the server has its own connections
-    figures = drive(queue.pk, [user.username for user in users], args.seconds, env)
+    figures = drive(queue.pk, [user.username for user in users], args.seconds, env, args.think_ms / 1000)
     report(figures, args)
     return 0
 
@@ -186,7 +192,7 @@ def start_server(env: dict, port: int, access_log: Path) -> subprocess.Popen:
     raise RuntimeError(f"gunicorn did not answer on port {port}")
 
 
-def reviewer(base: str, queue_id: int, username: str, ready, go, stop_at, results) -> None:
+def reviewer(base: str, queue_id: int, username: str, think: float, ready, go, stop_at, results) -> None:
     """One reviewer in its own process: signs in through the login form, then next → answer
     until the time is up or nothing is left. Sends back {"next": [ms…], "answer": [ms…], "failures"}."""
     import requests
@@ -225,6 +231,8 @@ def reviewer(base: str, queue_id: int, username: str, ready, go, stop_at, result
             if answered.status_code != 201:
                 mine["failures"].append(f"answer {answered.status_code} {answered.content[:200]!r}")
                 break
+            if think:
+                time.sleep(think)
     except Exception as exc:  # noqa: BLE001 (reported with the figures)
         mine["failures"].append(f"{username}: {exc!r}")
         ready.release()
@@ -255,7 +263,7 @@ def server_times(access_log: Path) -> dict[str, list[float]]:
     return times
 
 
-def drive(queue_id: int, usernames: list[str], seconds: float, env: dict) -> dict:
+def drive(queue_id: int, usernames: list[str], seconds: float, env: dict, think: float) -> dict:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     access_log = ROOT / "bench" / "results" / "queues-access.log"
@@ -265,7 +273,8 @@ def drive(queue_id: int, usernames: list[str], seconds: float, env: dict) -> dic
     ready, go, results = context.Semaphore(0), context.Event(), context.Queue()
     stop_at = context.Value("d", 0.0)
     clients = [
-        context.Process(target=reviewer, args=(base, queue_id, name, ready, go, stop_at, results)) for name in usernames
+        context.Process(target=reviewer, args=(base, queue_id, name, think, ready, go, stop_at, results))
+        for name in usernames
     ]
     try:
         for client in clients:
@@ -321,12 +330,16 @@ def report(figures: dict, args) -> None:
         "transport": "http (gunicorn.conf.py)",
         "items": args.items,
         "reviewers": args.reviewers,
+        "think_ms": args.think_ms,
         "seconds": round(figures["elapsed"], 1),
         "load_average_1m": round(load, 2),
         "failures": failures[:10],
         "answers_per_second": round(len(timings["answer"]) / figures["elapsed"], 1),
     }
-    print(f"\n{args.reviewers} reviewers over HTTP, {args.items} items, {figures['elapsed']:.1f} s, load {load:.1f}")
+    print(
+        f"\n{args.reviewers} reviewers over HTTP (think {args.think_ms:.0f} ms), {args.items} items, "
+        f"{figures['elapsed']:.1f} s, load {load:.1f}"
+    )
     print("call             count    p50 ms   p95 ms   p99 ms   target (p50, client)")
     for name, values in timings.items():
         result[name] = _line(name, values, TARGETS[name])
