@@ -111,8 +111,10 @@ class QueueWork(models.Model):
             models.UniqueConstraint(fields=["item", "reviewer"], name="queuework_unique_reviewer"),
         ]
         indexes = [
-            # `next`: the reviewer's live leases (services._held_lease)
-            models.Index(fields=["reviewer", "expires_at"], condition=models.Q(state="leased"), name="queuework_lease"),
+            # `next`: the reviewer's live leases (selectors.held_lease). Not partial: a partial index
+            # on leases lets the planner scan all of them for one item's live leases instead of
+            # taking the (item, reviewer) key
+            models.Index(fields=["reviewer", "state", "expires_at"], name="queuework_lease"),
         ]
 
     def __str__(self):
