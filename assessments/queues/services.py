@@ -345,8 +345,9 @@ def _lease_commit_without_flush() -> None:
     """PostgreSQL: this transaction (a lease only) commits without waiting for its WAL flush.
     Other sessions see the lease at once; a server crash within a fraction of a second may lose
     it, which is an expired lease: the answer then checks for a free slot under the item's lock,
-    so N is never exceeded. Answers and declines keep the default (durable) commit."""
-    if connection.vendor == "postgresql":
+    so N is never exceeded. Answers and declines keep the default (durable) commit. Only when
+    next_item's block is the whole transaction: a caller's own writes keep their durability."""
+    if connection.vendor == "postgresql" and len(connection.atomic_blocks) == 1:
         with connection.cursor() as cursor:
             cursor.execute("SET LOCAL synchronous_commit TO OFF")
 
