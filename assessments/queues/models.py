@@ -71,9 +71,10 @@ class QueueItem(models.Model):
             models.UniqueConstraint(fields=["queue", "trace"], name="queueitem_unique_trace"),
         ]
         indexes = [
-            # `next`: the oldest open items of a queue
+            # `next`: the oldest open items of a queue (ordered by added_at, id: an order the
+            # primary key cannot give, so the planner never walks it through completed items)
             models.Index(
-                fields=["queue", "id"],
+                fields=["queue", "added_at", "id"],
                 condition=models.Q(complete=False, removed_at__isnull=True),
                 name="queueitem_open",
             ),
@@ -108,6 +109,12 @@ class QueueWork(models.Model):
         constraints = [
             # one row per reviewer and item: an answer is never duplicated
             models.UniqueConstraint(fields=["item", "reviewer"], name="queuework_unique_reviewer"),
+        ]
+        indexes = [
+            # `next`: the reviewer's live leases (selectors.held_lease). Not partial: a partial index
+            # on leases lets the planner scan all of them for one item's live leases instead of
+            # taking the (item, reviewer) key
+            models.Index(fields=["reviewer", "state", "expires_at"], name="queuework_lease"),
         ]
 
     def __str__(self):

@@ -172,21 +172,36 @@ def previous_answered(queue: Queue, user, before_trace_id: str | None) -> str | 
     return answered.values_list("item__trace_id", flat=True).first()
 
 
+def held_lease(queue: Queue, user, now=None) -> QueueWork | None:
+    """The reviewer's live lease on an open item of the queue (the lowest item first), if any,
+    with its item loaded. One query when the reviewer holds no lease, two when they do.
+
+    The leases are read from the reviewer's side only (the `queuework_lease` index: their live
+    leases, about one per queue they work), then their items by primary key. Any join of the two
+    lets the planner walk the queue's items instead (all 100,000 open ones when the reviewer
+    holds nothing: 0.9 s), or the primary key up to the leased item."""
+    leases = list(
+        QueueWork.objects.filter(
+            reviewer=user, state=QueueWork.State.LEASED, expires_at__gt=now or timezone.now()
+        ).order_by("item_id")
+    )
+    if not leases:
+        return None
+    items = QueueItem.objects.filter(
+        pk__in=[work.item_id for work in leases], queue=queue, complete=False, removed_at__isnull=True
+    )
+    held = {item.pk: item for item in items}
+    for work in leases:
+        if work.item_id in held:
+            work.item = held[work.item_id]
+            return work
+    return None
+
+
 def current_lease(queue: Queue, user) -> str | None:
     """The trace of the reviewer's live lease in the queue, if any (focus mode resumes it)."""
-    return (
-        QueueWork.objects.filter(
-            item__queue=queue,
-            reviewer=user,
-            state=QueueWork.State.LEASED,
-            expires_at__gt=timezone.now(),
-            item__removed_at__isnull=True,
-            item__complete=False,
-        )
-        .order_by("item_id")
-        .values_list("item__trace_id", flat=True)
-        .first()
-    )
+    held = held_lease(queue, user)
+    return held.item.trace_id if held is not None else None
 
 
 def other_open_queues(actor: Actor, queue: Queue) -> list[Queue]:

@@ -22,7 +22,7 @@ from datetime import timedelta
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connection, transaction
-from django.db.models import Count, Exists, F, OuterRef, Q, Subquery
+from django.db.models import Count, F, OuterRef, Q, Subquery
 from django.db.models.functions import Coalesce
 from django.http import Http404
 from django.utils import timezone
@@ -36,7 +36,7 @@ from traces.models import Experiment, Membership, Trace
 
 from . import rules
 from .models import Queue, QueueItem, QueueWork
-from .selectors import METADATA_KEY
+from .selectors import METADATA_KEY, held_lease
 
 MAX_ADD = 100_000
 DEFAULT_FILTER_LIMIT = 1000
@@ -311,20 +311,10 @@ def next_item(*, queue: Queue, actor: Actor) -> QueueWork | None:
     if queue.is_archived:
         raise Conflict("This queue is archived.")
     with _serial(queue), transaction.atomic():
+        _lease_commit_without_flush()
         now = timezone.now()
         expires = now + timedelta(seconds=queue.lease_seconds)
-        held = (
-            QueueWork.objects.filter(
-                item__queue=queue,
-                reviewer=user,
-                state=QueueWork.State.LEASED,
-                expires_at__gt=now,
-                item__removed_at__isnull=True,
-                item__complete=False,
-            )
-            .order_by("item_id")
-            .first()
-        )
+        held = held_lease(queue, user, now)
         if held is not None:
             held.expires_at, held.updated_at = expires, now
             held.save(update_fields=["expires_at", "updated_at"])
@@ -351,6 +341,17 @@ def next_item(*, queue: Queue, actor: Actor) -> QueueWork | None:
         return work
 
 
+def _lease_commit_without_flush() -> None:
+    """PostgreSQL: this transaction (a lease only) commits without waiting for its WAL flush.
+    Other sessions see the lease at once; a server crash within a fraction of a second may lose
+    it, which is an expired lease: the answer then checks for a free slot under the item's lock,
+    so N is never exceeded. Answers and declines keep the default (durable) commit. Only when
+    next_item's block is the whole transaction: a caller's own writes keep their durability."""
+    if connection.vendor == "postgresql" and len(connection.atomic_blocks) == 1:
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL synchronous_commit TO OFF")
+
+
 def _live_leases(now, exclude_user=None) -> Q:
     condition = Q(work__state=QueueWork.State.LEASED, work__expires_at__gt=now)
     if exclude_user is not None:
@@ -361,8 +362,12 @@ def _live_leases(now, exclude_user=None) -> Q:
 def _candidate(queue: Queue, user, now, tried: list[int], skip_locked: bool = True) -> int | None:
     """The oldest open item that looks free for the reviewer, locked (PostgreSQL: rows others
     hold are skipped). The snapshot may be older than the lock: _free_slot checks again."""
-    mine = QueueWork.objects.filter(item=OuterRef("pk"), reviewer=user).filter(
-        ~Q(state=QueueWork.State.LEASED) | Q(expires_at__gt=now)
+    # A scalar subquery, looked up per candidate by the (item, reviewer) key; as NOT EXISTS the
+    # planner may join every work row of the reviewer (their whole history) instead.
+    mine = (
+        QueueWork.objects.filter(item=OuterRef("pk"), reviewer=user)
+        .filter(~Q(state=QueueWork.State.LEASED) | Q(expires_at__gt=now))
+        .values("pk")[:1]
     )
     leases = (
         QueueWork.objects.filter(item=OuterRef("pk"), state=QueueWork.State.LEASED, expires_at__gt=now)
@@ -374,10 +379,13 @@ def _candidate(queue: Queue, user, now, tried: list[int], skip_locked: bool = Tr
     queryset = (
         QueueItem.objects.filter(queue=queue, complete=False, removed_at__isnull=True)
         .exclude(pk__in=tried)
-        .filter(~Exists(mine))
+        .alias(mine=Subquery(mine))
+        .filter(mine__isnull=True)
         .alias(taken=F("answer_count") + Coalesce(Subquery(leases), 0))
         .filter(taken__lt=queue.answers_per_item)
-        .order_by("id")
+        # oldest first: only the `queueitem_open` index gives this order, so the planner never
+        # walks the primary key through the completed items instead
+        .order_by("added_at", "id")
     )
     if connection.vendor == "postgresql":
         queryset = queryset.select_for_update(skip_locked=skip_locked, of=("self",))

@@ -130,8 +130,9 @@ def test_next_and_answer_query_counts_do_not_grow(defined, reviewer, settings):
         with CaptureQueriesContext(connection) as answered:
             assert client.post(url, {"answers": {"correct": True}}).status_code == 201
         counts.append((len(nxt), len(answered)))
-    # next: session, user, queue, role, reviewers list, (SQLite write lock), held lease, candidate,
-    # slot check under the lock, own work row, lease insert; answer: the same head, item lock,
+    # next: session, user, queue, role, reviewers list, (SQLite write lock; PostgreSQL: the lease's
+    # commit without flush), the reviewer's live leases (+ their items when there are any),
+    # candidate, slot check under the lock, own work row, lease insert; answer: the same head, item lock,
     # work row, slot check, trace check, assessment + revision, work, item
     assert counts[0] == counts[1]
     assert counts[0][0] <= 15 and counts[0][1] <= 24

@@ -271,3 +271,18 @@ def test_changing_n_rejudges_completion(queue, traces, reviewer):
     queue = services.update_queue(queue=queue, actor=SYSTEM, answers_per_item=1)
     assert QueueItem.objects.get(queue=queue, trace_id=traces[0].trace_id).complete
     Membership  # noqa: B018 (imported for the personas' roles)
+
+
+def test_held_lease_is_this_queues_open_item(queue, traces, reviewer, defined):
+    # `next` reads the reviewer's live leases from their side and keeps this queue's open ones
+    alice = as_user(reviewer)
+    other = services.create_queue(experiment=defined, actor=SYSTEM, name="other", questions=["correct"])
+    services.add_items(queue=other, actor=SYSTEM, trace_ids=[traces[3].trace_id, traces[4].trace_id])
+    elsewhere = services.next_item(queue=other, actor=alice)
+    assert elsewhere.item.trace_id == traces[3].trace_id
+    held = services.next_item(queue=queue, actor=alice)
+    assert held.item.trace_id == traces[0].trace_id  # not the lease held in the other queue
+    assert services.next_item(queue=other, actor=alice).pk == elsewhere.pk  # each queue's own lease comes back
+    # a lease on an item that became complete (N lowered) is not handed out again
+    QueueItem.objects.filter(pk=held.item_id).update(complete=True)
+    assert services.next_item(queue=queue, actor=alice).item.trace_id == traces[1].trace_id
