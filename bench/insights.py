@@ -6,7 +6,7 @@
   panels (cards, trends), each one request; the sum of the three, in process (Django's test
   client, staff session), median of the runs.
 - insights_metrics: `GET /api/v1/experiments/{id}/metrics?name=user_satisfaction&interval=day`
-  over 30 days (whole hours: the hourly rollup), and MLflow's QueryTraceMetrics by name and hour.
+  (`--metric-name relevance`: a number name, medians value by value) over 30 days (whole hours: the hourly rollup), and MLflow's QueryTraceMetrics by name and hour.
 - insights_late: a rating written now on a trace three weeks old; the time until the metrics
   call's bucket for that trace's day shows it.
 """
@@ -33,7 +33,7 @@ def _timed(call, runs: int) -> list[float]:
     return timings
 
 
-def measure(experiment_id: int, staff, runs: int = 5) -> dict[str, dict]:
+def measure(experiment_id: int, staff, runs: int = 5, metric_name: str = "user_satisfaction") -> dict[str, dict]:
     """{scenario: {"median", "min", "max", "detail"}} in milliseconds."""
     import json
 
@@ -61,14 +61,14 @@ def measure(experiment_id: int, staff, runs: int = 5) -> dict[str, dict]:
     start = end - timedelta(days=30)
     metrics_url = f"/api/v1/experiments/{experiment_id}/metrics"
     params = {
-        "name": "user_satisfaction",
+        "name": metric_name,
         "interval": "day",
         "start_time": start.isoformat(),
         "end_time": end.isoformat(),
     }
 
-    def metrics():
-        response = client.get(metrics_url, params)
+    def metrics(name=metric_name):
+        response = client.get(metrics_url, {**params, "name": name})
         assert response.status_code == 200, response.content[:300]
         return response.json()
 
@@ -115,7 +115,12 @@ def measure(experiment_id: int, staff, runs: int = 5) -> dict[str, dict]:
 
         def count_for_day():
             return next(
-                (b["count"] for b in metrics()["buckets"] if b["start"].startswith(day.strftime("%Y-%m-%d"))), 0
+                (
+                    b["count"]
+                    for b in metrics("user_satisfaction")["buckets"]
+                    if b["start"].startswith(day.strftime("%Y-%m-%d"))
+                ),
+                0,
             )
 
         for _ in range(max(runs, 3)):
@@ -152,6 +157,11 @@ def main() -> int:
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument(
+        "--metric-name",
+        default="user_satisfaction",
+        help="the feedback name of the metrics API call (relevance: a number name, read value by value)",
+    )
     args = parser.parse_args()
     root = Path(__file__).resolve().parent.parent
     sys.path.insert(0, str(root))
@@ -173,7 +183,7 @@ def main() -> int:
     staff, _ = get_user_model().objects.get_or_create(
         username="bench-staff", defaults={"is_staff": True, "is_superuser": True}
     )
-    for name, result in measure(experiment.pk, staff, args.runs).items():
+    for name, result in measure(experiment.pk, staff, args.runs, args.metric_name).items():
         if "error" in result:
             print(f"{name}: {result['error']}")
             continue

@@ -103,7 +103,14 @@ def serves(scope: Scope) -> bool:
 
 
 def tallies(
-    scope: Scope, names, *, step_ms: int | None, origin_ms: int = 0, by_source: bool = False, medians: bool = False
+    scope: Scope,
+    names,
+    *,
+    step_ms: int | None,
+    origin_ms: int = 0,
+    by_source: bool = False,
+    medians: bool = False,
+    totals: bool = False,
 ) -> dict[tuple, Tally]:
     """{(name, bucket start ms or None, source type or None): Tally} of the scope's feedback."""
     return read(
@@ -115,7 +122,17 @@ def tallies(
         origin_ms=origin_ms,
         group="source_type" if by_source else None,
         values=medians,
+        totals=totals,
     )
+
+
+# The buckets' cells summed again without the bucket: exact (bigint and numeric sums).
+_TOTALS = """
+        UNION ALL
+        SELECT k1, NULL::bigint, k3, k4, k5, k6, k7, sum(n)::bigint,
+               least(greatest(sum(total), -1e308), 1e308)::float8, sum(inexact)::bigint
+        FROM cells GROUP BY k1, k3, k4, k5, k6, k7 HAVING sum(n) <> 0
+"""
 
 
 def read(
@@ -130,35 +147,45 @@ def read(
     by_name: bool = True,
     group: str | None = None,
     values: bool = False,
+    totals: bool = False,
 ) -> dict[tuple, Tally]:
     """{(name or None, bucket start ms or None, group or None): Tally} over whole hours [start,
     end) (None: unbounded), in the database's order of (bucket, name, group). `group` is "source_type" or
     "value" ((value kind, value key)); `values` reads numbers value by value (the rollup keeps a row
-    per hour and distinct value), for minimum, maximum and percentiles. One query."""
+    per hour and distinct value), for minimum, maximum and percentiles; `totals` (with `step_ms`)
+    adds the tallies over all buckets under bucket None, summed by the database from the
+    buckets' exact sums (the same numbers as a read without `step_ms`, from the same scan). One
+    query."""
     # date_bin on timestamps: epoch arithmetic is numeric in PostgreSQL 14+, several times slower
     bucket = "date_bin(%s, hour, %s)" if step_ms else "NULL::timestamptz"
     bucket_params = [timedelta(milliseconds=step_ms), EPOCH + timedelta(milliseconds=origin_ms)] if step_ms else []
-    grouped = {"source_type": "source_type, ''", "value": "value_kind, value_key"}.get(group, "NULL::text, ''")
+    first, second = {"source_type": ("source_type", "''"), "value": ("value_kind", "value_key")}.get(
+        group, ("NULL::text", "''")
+    )
     where, params = ["experiment_id = ANY(%s)", "kind = ANY(%s)"], [list(experiment_ids), list(kinds)]
     for clause, value in (("name = ANY(%s)", names), ("hour >= %s", start), ("hour < %s", end)):
         if value is not None:
             where.append(clause)
             params.append(list(value) if clause.startswith("name") else value)
     sql = f"""
-        SELECT {"name" if by_name else "NULL::text"}, {bucket} AS bucket, {grouped}, value_kind, value_key,
-               {"number" if values else "0"}, sum(n)::bigint, least(greatest(sum(total), -1e308), 1e308)::float8,
-               sum(inexact)::bigint
-        FROM insights_feedback_hourly
-        WHERE {" AND ".join(where)}
-        GROUP BY 1, 2, 3, 4, 5, 6, 7
-        HAVING sum(n) <> 0
+        WITH cells AS (
+            SELECT {"name" if by_name else "NULL::text"} AS k1, {bucket} AS k2, {first} AS k3, {second} AS k4,
+                   value_kind AS k5, value_key AS k6, {"number" if values else "0"} AS k7,
+                   sum(n) AS n, sum(total) AS total, sum(inexact) AS inexact
+            FROM insights_feedback_hourly
+            WHERE {" AND ".join(where)}
+            GROUP BY 1, 2, 3, 4, 5, 6, 7
+        )
+        SELECT k1, (extract(epoch FROM k2) * 1000)::bigint AS k2, k3, k4, k5, k6, k7, n::bigint, least(greatest(total, -1e308), 1e308)::float8, inexact::bigint
+        FROM cells WHERE n <> 0
+        {_TOTALS if totals and step_ms else ""}
         ORDER BY 2, 1, 3, 4, 5, 6, 7
     """
     out: dict[tuple, Tally] = defaultdict(Tally)
     with connection.cursor() as cursor:
         cursor.execute(sql, [*bucket_params, *params])
-        for name, bucket, first, second, kind, key, number, n, total, inexact in cursor.fetchall():
-            bucket_ms = None if bucket is None else (bucket - EPOCH) // timedelta(milliseconds=1)
+        # bucket starts as epoch milliseconds: no timestamp to parse per row
+        for name, bucket_ms, first, second, kind, key, number, n, total, inexact in cursor.fetchall():
             label = (first, second) if group == "value" else first
             tally = out[(name, bucket_ms, label)]
             tally.n += n

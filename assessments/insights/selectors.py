@@ -476,7 +476,8 @@ def _headline(typed: NameType, row: dict | None) -> float | None:
 
 def trends(scope: Scope, window: Window, types: dict[str, NameType]) -> list[Trend]:
     """Per name: one point per bucket of the window and the headline of this period against the
-    previous one. Three queries (buckets, this period, previous period). Raises FilterError."""
+    previous one. Three queries (buckets, this period, previous period; two from the rollup, which
+    reads buckets and this period in one scan). Raises FilterError."""
     if not types:
         return []
     before_scope = scope.shifted(window.previous.start, window.previous.end)
@@ -534,13 +535,16 @@ def _tally_row(tally) -> dict:
 
 
 def _trend_rows_from_rollup(scope: Scope, before_scope: Scope, window: Window, types) -> tuple:
-    """The same rows from the hourly rollup (three small queries)."""
-    by_bucket = defaultdict(dict)
+    """The same rows from the hourly rollup: buckets and this period in one scan, then the
+    previous period (two queries)."""
+    by_bucket, now = defaultdict(dict), {}
     for (name, bucket_ms, _), tally in rollup.tallies(
-        scope, types, step_ms=step_ms(window.interval), origin_ms=origin_ms(window.interval)
+        scope, types, step_ms=step_ms(window.interval), origin_ms=origin_ms(window.interval), totals=True
     ).items():
-        by_bucket[name][bucket_ms] = _tally_row(tally)
-    now = {name: _tally_row(t) for (name, _, _), t in rollup.tallies(scope, types, step_ms=None).items()}
+        if bucket_ms is None:
+            now[name] = _tally_row(tally)
+        else:
+            by_bucket[name][bucket_ms] = _tally_row(tally)
     before = {name: _tally_row(t) for (name, _, _), t in rollup.tallies(before_scope, types, step_ms=None).items()}
     return by_bucket, now, before
 
