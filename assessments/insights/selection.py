@@ -142,12 +142,14 @@ def _value_kinds(experiment: Experiment, names) -> dict[str, dict[str, int]]:
 
 def name_types(experiment: Experiment, names=None) -> dict[str, NameType]:
     """The experiment's feedback names, definitions first (in definition order), then the names
-    used without one, typed from their values (booleans, numbers, else categories). Two queries."""
+    used without one, typed from their values (booleans, numbers, else categories). Two queries
+    (one when every name asked for has a definition: no values to read)."""
     typed: dict[str, NameType] = {}
     for version in current_versions(experiment.pk, archived=False):
         if version.definition.kind == Assessment.Kind.FEEDBACK and (names is None or version.definition.name in names):
             typed[version.definition.name] = _from_definition(version)
-    seen = _value_kinds(experiment, names)
+    undefined = None if names is None else [name for name in names if name not in typed]
+    seen = _value_kinds(experiment, undefined) if undefined is None or undefined else {}
     for name, counts in seen.items():
         if name in typed:
             continue

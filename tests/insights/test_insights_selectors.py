@@ -99,3 +99,12 @@ def test_query_count_does_not_grow_with_names(rated, now, django_assert_max_num_
         selectors.name_stats(scope, types)
     with django_assert_max_num_queries(3):
         selectors.trends(scope, window, types)
+
+
+def test_name_types_of_defined_names_reads_no_values(rated, django_assert_num_queries):
+    experiment, _ = rated
+    with django_assert_num_queries(1):  # the definitions only
+        typed = name_types(experiment, names=["helpfulness"])
+    assert list(typed) == ["helpfulness"] and typed["helpfulness"].is_scale
+    both = name_types(experiment, names=["helpfulness", "tone"])
+    assert both["helpfulness"] == typed["helpfulness"] and both["tone"].type == "category"
