@@ -150,3 +150,21 @@ def test_load_demo_refuses_to_run_in_production(settings):
     with pytest.raises(CommandError, match="DEBUG is off"):
         run("load_demo")
     assert not Trace.objects.exists()
+
+
+def test_load_demo_has_a_review_queue_of_the_thumbs_down(debug):
+    from assessments.queues.models import Queue, QueueItem
+    from traces.filters import filter_traces
+
+    run("load_demo")
+    demo = Experiment.objects.get(name="rag-demo")
+    queue = Queue.objects.get(experiment=demo)
+    assert queue.questions == ["rating", "tone"] and queue.answers_per_item == 2
+    thumbs_down = "feedback.user_satisfaction = false"
+    assert queue.rule_filter == thumbs_down
+    queued = set(QueueItem.objects.filter(queue=queue).values_list("trace_id", flat=True))
+    assert queued and queued == set(
+        filter_traces(Trace.objects.filter(experiment=demo), thumbs_down).values_list("trace_id", flat=True)
+    )
+    run("load_demo")
+    assert Queue.objects.filter(experiment=demo).count() == 1

@@ -46,6 +46,8 @@ from assessments.demo.builders import (
 )
 from assessments.demo.dating import date_revisions_with_assessments
 from assessments.insights.demo import add_insights_demo
+from assessments.queues import services as queue_services
+from assessments.queues.models import Queue
 from traces import services as trace_services
 from traces.access import Actor
 from traces.models import ApiKey, Experiment, Membership
@@ -116,6 +118,9 @@ class Command(BaseCommand):
         with transaction.atomic():  # a month of traffic with a release and a dip, for the insights page
             if added := add_insights_demo(experiment, cast.app):
                 loaded.append(f"{added} insights traces into {experiment.name}")
+        with transaction.atomic():  # a review queue of the end users' thumbs-down, with its rule
+            if not Queue.objects.filter(experiment=experiment).exists():
+                loaded.append(f"a review queue of {self._queue(experiment, system)} traces in {experiment.name}")
         self.stdout.write("Loaded " + "; ".join(loaded) + "." if loaded else "Demo data already loaded; nothing to do.")
         self.stdout.write(
             "\n  Demo logins:   admin / admin (staff) and reviewer / reviewer (reviewer of rag-demo)\n"
@@ -123,6 +128,22 @@ class Command(BaseCommand):
         )
 
     # --- accounts and containers ---------------------------------------------------------------
+
+    def _queue(self, experiment: Experiment, actor: Actor) -> int:
+        """ "Thumbs-down triage": every trace an end user disliked, rated by two reviewers on the
+        demo's rubric; its rule adds new thumbs-down as they arrive."""
+        thumbs_down = "feedback.user_satisfaction = false"
+        queue = queue_services.create_queue(
+            experiment=experiment,
+            actor=actor,
+            name="Thumbs-down triage",
+            instructions="An end user disliked each of these answers. Rate the answer and its tone; "
+            "say in the rationale what went wrong.",
+            questions=["rating", "tone"],
+            answers_per_item=2,
+            rule_filter=thumbs_down,
+        )
+        return queue_services.add_items(queue=queue, actor=actor, filter=thumbs_down, limit=200)["added"]
 
     def _user(self, username: str, *, staff: bool):
         User = get_user_model()
