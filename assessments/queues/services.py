@@ -324,8 +324,14 @@ def next_item(*, queue: Queue, actor: Actor) -> QueueWork | None:
             item_id = _candidate(queue, user, now, tried)
             if item_id is None:
                 # SKIP LOCKED also skips an item another reviewer is answering right now, which
-                # may still have a slot: before saying "nothing left", wait for such an item.
-                item_id = _candidate(queue, user, now, tried, skip_locked=False)
+                # may still have a slot: before saying "nothing left", find such an item without
+                # locking and wait for its lock. (Not FOR UPDATE without SKIP LOCKED: after the
+                # wait PostgreSQL re-checks the item's new row against the statement's old
+                # snapshot of the leases, counts the answering reviewer's lease and its answer
+                # both, and finds nothing: the item kept a free slot nobody took.)
+                item_id = _candidate(queue, user, now, tried, lock=False)
+                if item_id is not None:
+                    _wait_for_lock(item_id)
             if item_id is None:
                 return None
             item = _with_free_slot(queue, item_id, user, now)
@@ -359,9 +365,16 @@ def _live_leases(now, exclude_user=None) -> Q:
     return condition
 
 
-def _candidate(queue: Queue, user, now, tried: list[int], skip_locked: bool = True) -> int | None:
-    """The oldest open item that looks free for the reviewer, locked (PostgreSQL: rows others
-    hold are skipped). The snapshot may be older than the lock: _free_slot checks again."""
+def _wait_for_lock(item_id: int) -> None:
+    """Lock the item, waiting for whoever holds it (PostgreSQL; SQLite serialises queue writes)."""
+    if connection.vendor == "postgresql":
+        list(QueueItem.objects.select_for_update().filter(pk=item_id).values_list("pk", flat=True))
+
+
+def _candidate(queue: Queue, user, now, tried: list[int], lock: bool = True) -> int | None:
+    """The oldest open item that looks free for the reviewer, locked unless `lock` is false
+    (PostgreSQL: rows others hold are skipped). The snapshot may be older than the lock:
+    _with_free_slot checks again."""
     # A scalar subquery, looked up per candidate by the (item, reviewer) key; as NOT EXISTS the
     # planner may join every work row of the reviewer (their whole history) instead.
     mine = (
@@ -387,8 +400,8 @@ def _candidate(queue: Queue, user, now, tried: list[int], skip_locked: bool = Tr
         # walks the primary key through the completed items instead
         .order_by("added_at", "id")
     )
-    if connection.vendor == "postgresql":
-        queryset = queryset.select_for_update(skip_locked=skip_locked, of=("self",))
+    if lock and connection.vendor == "postgresql":
+        queryset = queryset.select_for_update(skip_locked=True, of=("self",))
     return queryset.values_list("id", flat=True).first()
 
 

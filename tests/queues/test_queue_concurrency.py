@@ -7,7 +7,7 @@ from collections import Counter, defaultdict
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.db import connection, connections
+from django.db import connection, connections, transaction
 
 from assessments.models import Assessment
 from assessments.queues import services
@@ -114,3 +114,40 @@ def test_an_idle_lease_of_two_seconds_returns_the_item(pg):
     # the idle reviewer's expired lease gives no right to a slot any more
     with pytest.raises(services.Conflict):
         services.answer(queue=queue, actor=idle, trace_id=trace.trace_id, answers={"correct": False})
+
+
+def test_next_waits_for_an_item_being_answered_and_takes_its_free_slot(pg):
+    """A is answering the only item (its lock held, the answer not committed yet); B asks for
+    work: SKIP LOCKED skips the item, so B waits for it and must get it once A commits (N = 2:
+    A's answer leaves a slot). Before, B's wait re-checked the item against a stale snapshot of
+    the leases, counted A's lease and A's answer both, and got nothing."""
+    experiment = make_experiment()
+    define(experiment)
+    trace = make_trace(experiment)
+    queue = services.create_queue(
+        experiment=experiment, actor=SYSTEM, name="one item", questions=["correct"], answers_per_item=2
+    )
+    services.add_items(queue=queue, actor=SYSTEM, trace_ids=[trace.trace_id])
+    a, b = (Actor.for_user(user) for user in reviewers(experiment, 2))
+    assert services.next_item(queue=queue, actor=a).item.trace_id == trace.trace_id
+    answering, errors = threading.Event(), []
+
+    def answer_slowly():
+        try:
+            with transaction.atomic():
+                services.answer(queue=queue, actor=a, trace_id=trace.trace_id, answers={"correct": True})
+                answering.set()
+                time.sleep(1.0)  # B asks for work now and must wait for this commit
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+            answering.set()
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=answer_slowly)
+    thread.start()
+    assert answering.wait(30)
+    taken = services.next_item(queue=queue, actor=b)
+    thread.join(30)
+    assert errors == []
+    assert taken is not None and taken.item.trace_id == trace.trace_id
