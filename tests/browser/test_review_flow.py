@@ -156,6 +156,9 @@ def test_review_a_trace_from_list_to_history(watched, demo, shots):
     # --- the list: filter (with a mistake first), keep the URL in sync
     page.get_by_role("link", name="rag-demo").click()
     expect(page.locator("#trace-table tbody tr")).to_have_count(5)
+    # htmx binds the filter form at DOMContentLoaded; the rows are in view a moment before (CI
+    # once pressed Enter in that moment: a full-page GET whose 400 the console reported)
+    page.wait_for_load_state()
     page.get_by_label("Filter", exact=True).fill("trace.name = 'answer_question' AND")
     page.get_by_label("Filter", exact=True).press("Enter")
     expect(page.get_by_role("alert")).to_contain_text("This filter does not parse")
