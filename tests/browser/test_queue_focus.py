@@ -95,6 +95,7 @@ def test_reviewer_works_a_blind_queue_by_keyboard(watched, blind_queue, shots):
     page.screenshot(path=str(shots / "queue-focus-done.png"), full_page=True)
 
     # u: back to the previous answers; the first item now shows bob's answer (alice answered it)
+    page.wait_for_load_state()  # the "all done" page is a new page: its keys are live once queues.js ran
     page.keyboard.press("u")
     expect(page).to_have_url(re.compile(traces[2].trace_id))
     expect(focus).to_contain_text("Changing an answer")

@@ -276,6 +276,7 @@ def test_the_one_key_verdict_is_the_reviewers_own_series(watched, team, shots):
     page.goto(f"{live}/experiments/{experiment.pk}/definitions/")
     page.get_by_label("Verdict name").fill("answer_ok")
     page.get_by_label("Verdict name").press("Enter")
+    expect(page).to_have_url(re.compile(r"/definitions/#verdict-title$"))  # saved, then redirected
     expect(page.get_by_label("Verdict name")).to_have_value("answer_ok")
     experiment.refresh_from_db()
     assert experiment.verdict_name == "answer_ok"
