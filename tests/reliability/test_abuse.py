@@ -11,6 +11,7 @@ from traces import services as trace_services
 from traces.access import Actor
 from traces.models import ApiKey
 
+from ..clock import fresh_minute
 from ..factories import make_api_key
 
 pytestmark = pytest.mark.django_db
@@ -28,6 +29,7 @@ def key_client(raw_key: str, **defaults) -> APIClient:
 @pytest.fixture
 def tight_limits(settings):
     settings.FEEDBACKHUB_RATE_LIMITS = {**settings.FEEDBACKHUB_RATE_LIMITS, "api_key": "3/minute", "user": "2/minute"}
+    fresh_minute()
 
 
 def test_api_key_over_its_rate_gets_429_with_retry_after(api_client, tight_limits):

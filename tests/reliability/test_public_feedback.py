@@ -11,6 +11,7 @@ from assessments.models import Assessment, Revision
 from traces import services as trace_services
 from traces.access import Actor
 
+from ..clock import fresh_minute
 from ..factories import make_trace
 
 pytestmark = pytest.mark.django_db
@@ -272,6 +273,7 @@ def test_post_from_this_site_itself_is_allowed(api_client, browser, trace, cors)
 
 def test_per_token_rate_limit(api_client, browser, trace, settings):
     settings.FEEDBACKHUB_RATE_LIMITS = {**settings.FEEDBACKHUB_RATE_LIMITS, "public_token": "2/minute"}
+    fresh_minute()
     issued = issue(api_client, trace, max_uses=5)
     assert [post_public(browser, issued["token"]).status_code for _ in range(2)] == [201, 201]
     limited = post_public(browser, issued["token"])
@@ -285,6 +287,7 @@ def test_per_address_rate_limit(api_client, trace, settings):
     settings.FEEDBACKHUB_RATE_LIMITS = {**settings.FEEDBACKHUB_RATE_LIMITS, "public_ip": "3/minute"}
     tokens = [issue(api_client, trace)["token"] for _ in range(4)]
     first, second = APIClient(REMOTE_ADDR="203.0.113.7"), APIClient(REMOTE_ADDR="203.0.113.8")
+    fresh_minute()
     assert [post_public(first, token).status_code for token in tokens[:3]] == [201, 201, 201]
     limited = post_public(first, tokens[3])
     assert limited.status_code == 429 and "Retry-After" in limited
