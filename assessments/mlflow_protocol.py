@@ -395,7 +395,7 @@ def _artifact_spans(body: bytes) -> list[dict]:
         if not isinstance(raw, dict):
             raise MlflowError.invalid(f"traces.json spans[{index}] must be an object.")
         try:
-            attributes = {key: _loads(value) for key, value in (raw.get("attributes") or {}).items()}
+            attributes = {key: values.parsed_json(value) for key, value in (raw.get("attributes") or {}).items()}
             events = [
                 {
                     "name": event.get("name", ""),
@@ -427,15 +427,6 @@ def _artifact_spans(body: bytes) -> list[dict]:
             raise MlflowError.invalid(f"traces.json spans[{index}]: start/end time is out of range.")
         result.append(values.scrubbed_span(span))
     return result
-
-
-def _loads(value):
-    if isinstance(value, str):
-        try:
-            return json.loads(value)
-        except ValueError:
-            return value
-    return value
 
 
 def _hex_id(value) -> str:

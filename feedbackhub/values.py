@@ -250,3 +250,16 @@ class StoredJSONDecoder(json.JSONDecoder):
     def decode(self, s, *args, **kwargs):
         value = super().decode(s, *args, **kwargs)
         return value if _clean(value) else _replace(value, "", [])
+
+
+def parsed_json(value, *, documents_only: bool = False):
+    """Text that holds JSON → its value; anything else (text that is not JSON, or not text) as it
+    is. With `documents_only`, only text that opens like a document ({, [ or ") is parsed, so
+    "42" and "true" stay text: OpenTelemetry attributes carry JSON documents as strings beside
+    plain strings."""
+    if not isinstance(value, str) or (documents_only and value[:1] not in ("{", "[", '"')):
+        return value
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value

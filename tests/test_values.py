@@ -106,3 +106,15 @@ def test_float_preserving_encoder_gives_the_pure_path_text(value, text):
 def test_float_preserving_encoder_refuses_nan():
     with pytest.raises(ValueError):
         json.dumps({"x": float("nan")}, cls=FloatPreservingJSONEncoder)
+
+
+def test_parsed_json_reads_json_text_and_leaves_the_rest():
+    from feedbackhub.values import parsed_json
+
+    assert parsed_json('{"a": [1, 2]}') == {"a": [1, 2]}
+    assert parsed_json("42") == 42 and parsed_json("true") is True
+    assert parsed_json("not json") == "not json" and parsed_json(None) is None and parsed_json(7) == 7
+    # documents only (OpenTelemetry attributes): plain strings that happen to be JSON stay text
+    assert parsed_json("42", documents_only=True) == "42"
+    assert parsed_json('"CHAT_MODEL"', documents_only=True) == "CHAT_MODEL"
+    assert parsed_json("[1, 2", documents_only=True) == "[1, 2"

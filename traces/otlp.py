@@ -24,6 +24,7 @@ import json
 import re
 import zlib
 from dataclasses import dataclass, field
+from functools import partial
 
 from google.protobuf import json_format
 from google.protobuf.message import DecodeError
@@ -228,18 +229,12 @@ def any_value(value) -> object:
     return getattr(value, kind)
 
 
+# A JSON document sent as a string (OTel attributes can only be primitives) → its value.
+_json_document = partial(values.parsed_json, documents_only=True)
+
+
 def key_values(items) -> dict:
     return {item.key: any_value(item.value) for item in items}
-
-
-def _maybe_json(value):
-    """A JSON document sent as a string (OTel attributes can only be primitives) → its value."""
-    if isinstance(value, str) and value[:1] in ("{", "[", '"'):
-        try:
-            return json.loads(value)
-        except ValueError:
-            return value
-    return value
 
 
 def _indexed_messages(attributes: dict, prefix: str) -> list[dict] | None:
@@ -274,7 +269,7 @@ def _retrieval_documents(attributes: dict) -> list[dict] | None:
     result = []
     for index in sorted(documents):
         document = documents[index]
-        metadata = _maybe_json(document.get("metadata"))
+        metadata = _json_document(document.get("metadata"))
         metadata = (
             dict(metadata) if isinstance(metadata, dict) else ({} if metadata is None else {"metadata": metadata})
         )
@@ -296,17 +291,17 @@ def _event_messages(events: list[dict]) -> tuple[list[dict] | None, list | None]
             message = {"role": attributes.get("role") or GENAI_MESSAGE_EVENTS[event["name"]]}
             content = attributes.get("content", attributes.get("body"))
             if content is not None:
-                message["content"] = _maybe_json(content)
+                message["content"] = _json_document(content)
             inputs.append(message)
         elif event["name"] == "gen_ai.choice":
             choice = attributes.get("message", attributes.get("body", attributes))
-            outputs.append(_maybe_json(choice))
+            outputs.append(_json_document(choice))
     return inputs or None, outputs or None
 
 
 def span_type(attributes: dict) -> str:
     if isinstance(attributes.get(MLFLOW_SPAN_TYPE), str) and attributes[MLFLOW_SPAN_TYPE]:
-        return str(_maybe_json(attributes[MLFLOW_SPAN_TYPE]))[:50]
+        return str(_json_document(attributes[MLFLOW_SPAN_TYPE]))[:50]
     kind = attributes.get("openinference.span.kind")
     if isinstance(kind, str) and kind.upper() in OPENINFERENCE_KINDS:
         return OPENINFERENCE_KINDS[kind.upper()]
@@ -318,17 +313,17 @@ def span_type(attributes: dict) -> str:
 
 def span_inputs(attributes: dict, events: list[dict]):
     if MLFLOW_INPUTS in attributes:
-        return _maybe_json(attributes[MLFLOW_INPUTS])
+        return _json_document(attributes[MLFLOW_INPUTS])
     if "input.value" in attributes:
-        return _maybe_json(attributes["input.value"])
+        return _json_document(attributes["input.value"])
     messages = _indexed_messages(attributes, "llm.input_messages")
     if messages:
         return {"messages": messages}
     for key in ("gen_ai.input.messages", "gen_ai.tool.call.arguments", "gen_ai.retrieval.query.text"):
         if key in attributes:
-            return _maybe_json(attributes[key])
+            return _json_document(attributes[key])
     if "gen_ai.prompt" in attributes:
-        return _maybe_json(attributes["gen_ai.prompt"])
+        return _json_document(attributes["gen_ai.prompt"])
     messages = _indexed_messages(attributes, "gen_ai.prompt")
     if messages:
         return {"messages": messages}
@@ -337,20 +332,20 @@ def span_inputs(attributes: dict, events: list[dict]):
 
 def span_outputs(attributes: dict, events: list[dict]):
     if MLFLOW_OUTPUTS in attributes:
-        return _maybe_json(attributes[MLFLOW_OUTPUTS])
+        return _json_document(attributes[MLFLOW_OUTPUTS])
     documents = _retrieval_documents(attributes)
     if documents:
         return documents
     if "output.value" in attributes:
-        return _maybe_json(attributes["output.value"])
+        return _json_document(attributes["output.value"])
     messages = _indexed_messages(attributes, "llm.output_messages")
     if messages:
         return {"messages": messages}
     for key in ("gen_ai.output.messages", "gen_ai.tool.call.result", "gen_ai.retrieval.documents"):
         if key in attributes:
-            return _maybe_json(attributes[key])
+            return _json_document(attributes[key])
     if "gen_ai.completion" in attributes:
-        return _maybe_json(attributes["gen_ai.completion"])
+        return _json_document(attributes["gen_ai.completion"])
     messages = _indexed_messages(attributes, "gen_ai.completion")
     if messages:
         return {"messages": messages}
@@ -434,7 +429,7 @@ def _lift_root(span: dict, attributes: dict, trace: DecodedTrace) -> None:
     """Trace-level facts a root span carries: MLflow's `mlflow.traceTag.*`, session and user ids."""
     for key, value in attributes.items():
         if key.startswith(MLFLOW_TRACE_TAG_PREFIX) and len(key) > len(MLFLOW_TRACE_TAG_PREFIX):
-            trace.tags[key[len(MLFLOW_TRACE_TAG_PREFIX) :][:250]] = str(_maybe_json(value))
+            trace.tags[key[len(MLFLOW_TRACE_TAG_PREFIX) :][:250]] = str(_json_document(value))
     session = attributes.get("session.id") or attributes.get("gen_ai.conversation.id")
     if isinstance(session, (str, int)) and str(session):
         trace.metadata["mlflow.trace.session"] = str(session)[:250]

@@ -27,10 +27,12 @@ from __future__ import annotations
 import json
 import math
 from collections import defaultdict
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 
 from django.conf import settings
+
+from feedbackhub import values
 
 CHAT_USAGE = "mlflow.chat.tokenUsage"
 LLM_MODEL = "mlflow.llm.model"
@@ -71,20 +73,12 @@ MODEL_KEYS = (
 )
 PROVIDER_KEYS = ("llm.provider", "gen_ai.provider.name", "gen_ai.system")
 PRICES_FILE = Path(__file__).with_name("prices.json")
-
-
-def _json(value):
-    """Attribute values from the mlflow client arrive as JSON text."""
-    if isinstance(value, str) and value[:1] in ("{", "[", '"'):
-        try:
-            return json.loads(value)
-        except ValueError:
-            return value
-    return value
+# Attribute values from the mlflow client arrive as JSON text.
+_json_document = partial(values.parsed_json, documents_only=True)
 
 
 def _count(value) -> int | None:
-    value = _json(value)
+    value = _json_document(value)
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
@@ -114,14 +108,14 @@ def _usage(input_tokens, output_tokens, total_tokens, cache_read=None, cache_wri
 
 def usage_dict(value) -> dict | None:
     """A tokenUsage value (dict or its JSON text) with whole, non-negative counts; None otherwise."""
-    value = _json(value)
+    value = _json_document(value)
     if not isinstance(value, dict):
         return None
     return _usage(value.get(INPUT), value.get(OUTPUT), value.get(TOTAL), value.get(CACHE_READ), value.get(CACHE_WRITE))
 
 
 def cost_dict(value) -> dict | None:
-    value = _json(value)
+    value = _json_document(value)
     if not isinstance(value, dict):
         return None
     cost = {}
@@ -146,14 +140,14 @@ def _response_usage(outputs) -> dict | None:
 
 def _first_text(attributes: dict, keys) -> str | None:
     for key in keys:
-        value = _json(attributes.get(key))
+        value = _json_document(attributes.get(key))
         if isinstance(value, str) and value.strip():
             return value.strip()[:250]
     return None
 
 
 def _payload_model(value) -> str | None:
-    value = _json(value)
+    value = _json_document(value)
     model = value.get("model") if isinstance(value, dict) else None
     return model.strip()[:250] if isinstance(model, str) and model.strip() else None
 

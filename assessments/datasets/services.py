@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from assessments.models import Assessment, Revision
 from assessments.queues.selectors import completed_trace_ids, queue_for
+from feedbackhub import values
 from traces import selectors as trace_selectors
 from traces.access import OWNER, REVIEWER, Actor
 from traces.models import Experiment, Span, Trace
@@ -138,15 +139,6 @@ def _as_inputs(value) -> dict:
     return {} if value is None else {"request": value}
 
 
-def _as_output(value):
-    if isinstance(value, str):
-        try:
-            return json.loads(value)
-        except ValueError:
-            return value
-    return value
-
-
 def _trace_contents(trace_ids: list[str], *, include_outputs: bool) -> dict[str, dict]:
     """For each trace: inputs, outputs, expectations and their provenance (four queries)."""
     roots = {
@@ -194,7 +186,7 @@ def _trace_contents(trace_ids: list[str], *, include_outputs: bool) -> dict[str,
         if include_outputs:
             outputs = root["outputs"] if root is not None and root["outputs"] is not None else None
             if outputs is None and trace["response_preview"]:
-                outputs = _as_output(trace["response_preview"])
+                outputs = values.parsed_json(trace["response_preview"])
         contents[trace_id] = {
             "inputs": _as_inputs(inputs),
             "outputs": outputs,
