@@ -1,5 +1,7 @@
 """Experiments, their traces and spans, and who may see them (memberships, API keys)."""
 
+from __future__ import annotations
+
 import hashlib
 import json
 import re
@@ -200,6 +202,13 @@ class Trace(models.Model):
         return expected is None or self.span_count >= expected
 
 
+class SpanQuerySet(models.QuerySet):
+    def of_trace(self, trace: Trace) -> SpanQuerySet:
+        """The trace's spans. Naming its request_time too lets PostgreSQL read the one partition
+        that holds them (traces/partitions.py) instead of probing every month's."""
+        return self.filter(trace_id=trace.pk, trace_request_time=trace.request_time)
+
+
 class Span(models.Model):
     """One step of a trace. Times are nanoseconds since the epoch, as OpenTelemetry sends them."""
 
@@ -223,9 +232,19 @@ class Span(models.Model):
     outputs = models.JSONField(null=True, blank=True, encoder=FloatPreservingJSONEncoder, decoder=StoredJSONDecoder)
     attributes = models.JSONField(default=dict, blank=True, decoder=StoredJSONDecoder)
     events = models.JSONField(default=list, blank=True, decoder=StoredJSONDecoder)
+    # The trace's request_time, copied: on PostgreSQL the table is partitioned by month of it
+    # (traces/partitions.py), so a trace's spans share one partition and retention drops whole
+    # months. The ingest service keeps it equal to the trace's (traces.services._merge).
+    trace_request_time = models.DateTimeField()
+
+    objects = SpanQuerySet.as_manager()
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["trace", "span_id"], name="span_unique_trace_span_id")]
+        # A partitioned table's unique keys must hold the partition key; one value per trace
+        # makes this the (trace, span_id) uniqueness it always was.
+        constraints = [
+            models.UniqueConstraint(fields=["trace", "span_id", "trace_request_time"], name="span_unique_trace_span_id")
+        ]
         indexes = [
             # span.name / span.type filters
             models.Index(fields=["name"], name="span_name"),

@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 
 from django.core.exceptions import ValidationError
 from django.db import connection
-from django.db.models import Prefetch, Q, QuerySet
+from django.db.models import Prefetch, Q, QuerySet, prefetch_related_objects
 from django.db.models.fields.json import KT
 from django.http import Http404
 
@@ -95,15 +95,20 @@ def trace_for_detail(actor: Actor, trace_id: str) -> Trace:
     Assessment = apps.get_model("assessments", "Assessment")
     trace = (
         Trace.objects.select_related("experiment")
-        .prefetch_related(
-            Prefetch("spans", queryset=Span.objects.order_by("start_time_ns", "span_id")),
-            Prefetch("assessments", queryset=Assessment.objects.order_by("create_time", "assessment_id")),
-        )
+        .prefetch_related(Prefetch("assessments", queryset=Assessment.objects.order_by("create_time", "assessment_id")))
         .filter(pk=trace_id)
         .first()
     )
     if trace is None or actor.role(trace.experiment_id) is None:
         raise Http404(f"Trace {trace_id} not found.")
+    # After the trace: its request_time names the spans' partition (Span.objects.of_trace).
+    prefetch_related_objects(
+        [trace],
+        Prefetch(
+            "spans",
+            queryset=Span.objects.filter(trace_request_time=trace.request_time).order_by("start_time_ns", "span_id"),
+        ),
+    )
     return trace
 
 
@@ -316,7 +321,7 @@ def span_tree_for(trace: Trace) -> list:
     (one query). Payloads (inputs, outputs, attributes, events) stay in the database until a span
     is selected (`span_for`); a 1,000-span trace builds no model instances."""
     return list(
-        Span.objects.filter(trace_id=trace.pk)
+        Span.objects.of_trace(trace)
         .order_by("start_time_ns", "span_id")
         .annotate(
             # The LLM calls' usage and cost (traces.usage derives them on every way in).

@@ -365,24 +365,32 @@ def ingest_trace(
             if trace.experiment_id != experiment.pk:
                 visible = actor.role(trace.experiment_id) is not None
                 raise TraceIdTaken(trace_id, trace.experiment_id if visible else None)
+            started = trace.request_time
             _merge(trace, derived, given, tags, metadata)
+            if trace.request_time != started:
+                # An earlier span arrived: the stored spans follow their trace to its (maybe other) month.
+                Span.objects.filter(trace_id=trace_id, trace_request_time=started).update(
+                    trace_request_time=trace.request_time
+                )
         if spans and created and connection.vendor == "postgresql":
             # A trace stored by this transaction has no spans yet: COPY, no conflict to handle.
-            bulk.copy_rows(Span, [{"trace_id": trace_id, **span} for span in spans])
+            bulk.copy_rows(
+                Span, [{"trace_id": trace_id, "trace_request_time": trace.request_time, **span} for span in spans]
+            )
         elif spans:
             Span.objects.bulk_create(
-                [Span(trace_id=trace_id, **span) for span in spans],
+                [Span(trace_id=trace_id, trace_request_time=trace.request_time, **span) for span in spans],
                 update_conflicts=True,
-                unique_fields=["trace", "span_id"],
+                unique_fields=["trace", "span_id", "trace_request_time"],
                 update_fields=SPAN_FIELDS,
                 batch_size=500,
             )
             if not created:
-                trace.span_count = Span.objects.filter(trace_id=trace_id).count()
+                trace.span_count = Span.objects.of_trace(trace).count()
                 changed = ["span_count", "updated_at"]
                 if with_usage or trace.total_tokens is not None or trace.cost is not None:
                     # A span may arrive after its LLM child (or parent): totals over every stored span.
-                    changed += _set_usage(trace, *usage.aggregate(_stored_usage_nodes(trace_id)))
+                    changed += _set_usage(trace, *usage.aggregate(_stored_usage_nodes(trace)))
                 trace.save(update_fields=changed)
         elif not created and _given_usage(metadata) != (None, None):
             # StartTraceV3 carries the client's own totals (mlflow.trace.tokenUsage / cost).
@@ -434,11 +442,11 @@ def _given_usage(metadata: dict) -> tuple[dict | None, dict | None]:
     return usage.usage_dict(metadata.get(usage.TRACE_TOKEN_USAGE)), usage.cost_dict(metadata.get(usage.TRACE_COST))
 
 
-def _stored_usage_nodes(trace_id: str) -> list[tuple]:
+def _stored_usage_nodes(trace: Trace) -> list[tuple]:
     """(span_id, parent_span_id, usage, cost) of every stored span of the trace; only the two
     small attributes are read, not the span payloads."""
     return list(
-        Span.objects.filter(trace_id=trace_id).values_list(
+        Span.objects.of_trace(trace).values_list(
             "span_id",
             "parent_span_id",
             KeyTransform(usage.CHAT_USAGE, "attributes"),

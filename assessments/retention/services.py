@@ -9,9 +9,10 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from django.db.models import Q, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
+from traces import partitions
 from traces.access import Actor
 from traces.models import Experiment, Trace
 
@@ -116,6 +117,62 @@ def experiments_with_retention() -> QuerySet[Experiment]:
     return Experiment.objects.filter(retention_days__isnull=False).order_by("name")
 
 
-def purge_all(**options) -> list[PurgeResult]:
-    """`purge_experiment` for every experiment with a retention, by name."""
-    return [purge_experiment(experiment=experiment, **options) for experiment in experiments_with_retention()]
+@dataclass
+class MonthDrop:
+    """A month of spans dropped whole (or, dry, that would be): its partition and span count."""
+
+    month: partitions.Month
+    spans: int | None = None
+
+
+@dataclass
+class PurgeAllResult:
+    months: list[MonthDrop]
+    experiments: list[PurgeResult]
+
+
+def month_is_due(month: partitions.Month, now: datetime) -> bool:
+    """Whether every trace that started in `month` is due in its experiment and none is pinned:
+    then the month's span partition can go whole. One indexed probe per experiment with traces
+    in the month (trace_exp_time), plus one for its pins."""
+    if month.end > now:
+        return False
+    in_month = Q(request_time__gte=month.start, request_time__lt=month.end)
+    experiments = Experiment.objects.filter(Exists(Trace.objects.filter(in_month, experiment_id=OuterRef("pk")))).only(
+        "pk", "retention_days", "retention_keep_human"
+    )
+    for experiment in experiments:
+        if experiment.retention_days is None or month.end > cutoff_for(experiment, now):
+            return False
+        if pinned_trace_ids(experiment).filter(in_month).exists():
+            return False
+    return True
+
+
+def drop_due_months(*, now: datetime, dry_run: bool = False) -> list[MonthDrop]:
+    """Drop the span partitions of months whose every trace is due and unpinned (PostgreSQL;
+    nothing elsewhere), oldest first. Their traces, feedback and history then go through the
+    row-by-row purge, which finds no spans left to delete: the bulk of the rows goes in one
+    DROP TABLE per month. Each month is re-checked under the span table's lock."""
+    due = [month for month in partitions.months() if month_is_due(month, now)]
+    if dry_run:
+        return [MonthDrop(month) for month in due]
+    dropped = []
+    for month in due:
+        spans = partitions.drop(month, still_droppable=lambda month: month_is_due(month, now))
+        if spans is not None:
+            dropped.append(MonthDrop(month, spans))
+    return dropped
+
+
+def purge_all(*, now: datetime | None = None, dry_run: bool = False, **options) -> PurgeAllResult:
+    """The purge of everything: first the months of spans that can go whole (drop_due_months),
+    then `purge_experiment` for every experiment with a retention, by name. Only a purge of
+    every experiment drops months: a month holds every experiment's traces of that month."""
+    now = now or timezone.now()
+    months = drop_due_months(now=now, dry_run=dry_run)
+    experiments = [
+        purge_experiment(experiment=experiment, now=now, dry_run=dry_run, **options)
+        for experiment in experiments_with_retention()
+    ]
+    return PurgeAllResult(months=months, experiments=experiments)

@@ -110,7 +110,7 @@ def test_pinned_trace_ids_is_one_subquery_of_the_union_of_pins(experiment, aged,
 def test_other_experiments_and_experiments_without_retention_are_untouched(experiment, aged):
     forever = make_experiment("forever")
     keep = old_trace(forever, 400)
-    results = services.purge_all(now=NOW)
+    results = services.purge_all(now=NOW).experiments
     assert [result.experiment for result in results] == [experiment]
     assert remaining(forever) == ids(keep)
     with pytest.raises(ValueError, match="keeps its traces forever"):

@@ -14,6 +14,7 @@ from traces.access import Actor
 from traces.filters import (
     FIELDS_HELP,
     MAX_DEPTH,
+    MAX_SUBQUERY_CONDITIONS,
     And,
     Comparison,
     Field,
@@ -762,8 +763,21 @@ def test_longest_filters_run(recorded, settings):
     assert len(feedback_in) <= limit and matching(recorded, feedback_in) == "A"
     or_chain = "(name=1)OR" * ((limit - 20) // 10) + "(status='ERROR')"
     assert len(or_chain) <= limit and matching(recorded, or_chain) == "C"
-    and_chain = "span.name!='x' AND " * ((limit - 20) // 19) + "status='ERROR'"
-    assert len(and_chain) <= limit and matching(recorded, and_chain) == "C"
+    and_chain = "span.name!='x' AND " * MAX_SUBQUERY_CONDITIONS + "status='ERROR'"
+    assert matching(recorded, and_chain) == "C"
+    trace_chain = "name!='x' AND " * ((limit - 20) // 14) + "status='ERROR'"
+    assert len(trace_chain) <= limit and matching(recorded, trace_chain) == "C"
+
+
+@pytest.mark.django_db
+def test_too_many_subquery_conditions_are_refused_where_they_start(recorded):
+    """Each condition on spans, feedback or expectations is a subquery the planner must join;
+    past MAX_SUBQUERY_CONDITIONS the filter gets an error naming the first one too many."""
+    text = " AND ".join(["span.name != 'x'", "feedback.rating > 1", "expectation.answer IS NOT NULL"] * 4)
+    with pytest.raises(FilterError, match="more than 10 conditions on spans, feedback and expectations") as caught:
+        matching(recorded, text)
+    eleventh = [index for index in range(len(text)) if text.startswith(("span.", "feedback.", "expectation."), index)]
+    assert caught.value.position == eleventh[MAX_SUBQUERY_CONDITIONS]
 
 
 # --- properties ------------------------------------------------------------------------------

@@ -46,6 +46,9 @@ Deviations from MLflow's search_traces (superset unless noted):
   matches the JSON text, so there `feedback.tone LIKE 'fri%'` finds nothing for
   "friendly" (the stored text starts with a quote); here it matches, and so do
   '%fri%' and '"fri%' (the JSON form), as in MLflow.
+- At most MAX_SUBQUERY_CONDITIONS (10) conditions on span., feedback., feedback_by. and
+  expectation. per filter: each is a subquery, and PostgreSQL plans their joins in time that
+  grows steeply with their number (FilterError past it).
 - Not supported (FilterError): RLIKE, span.content, trace.text, issue.<key>,
   and session-scoped assessments do not match the other traces of their session.
 - Unquoted dotted keys (tags.mlflow.traceName) are accepted like backticked ones.
@@ -54,6 +57,7 @@ Deviations from MLflow's search_traces (superset unless noted):
 from .language import (
     FIELDS_HELP,
     MAX_DEPTH,
+    MAX_SUBQUERY_CONDITIONS,
     And,
     Comparison,
     Field,
@@ -73,6 +77,7 @@ __all__ = [
     "filter_traces",
     "FIELDS_HELP",
     "MAX_DEPTH",
+    "MAX_SUBQUERY_CONDITIONS",
     "JSONKeyText",
     "Like",
     "ILike",

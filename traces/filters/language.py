@@ -13,6 +13,12 @@ from datetime import datetime, timedelta, timezone
 from django.conf import settings
 
 MAX_DEPTH = 20
+# Conditions on spans, feedback and expectations are each an EXISTS subquery, which PostgreSQL's
+# planner joins: its planning time grows steeply with their number (and, for spans, with the
+# number of monthly partitions: docs/SCALING.md, section 4). Past this many a filter is refused
+# with a clear error instead of spending seconds in the planner.
+MAX_SUBQUERY_CONDITIONS = 10
+SUBQUERY_ENTITIES = frozenset({"span", "feedback", "feedback_by", "expectation"})
 
 FIELDS_HELP: list[tuple[str, str]] = [
     (
@@ -422,8 +428,9 @@ def parse_filter(text: str, *, resolve: Callable[[Token], Field] | None = None) 
     `resolve` turns a field's word token into a Field for another model's fields (evaluation
     datasets: name, tags.<key>, created_time); by default the trace fields.
 
-    Checks the length against settings.FEEDBACKHUB_MAX_FILTER_LENGTH and the nesting
-    of parentheses and NOT against MAX_DEPTH.
+    Checks the length against settings.FEEDBACKHUB_MAX_FILTER_LENGTH, the nesting of
+    parentheses and NOT against MAX_DEPTH and the conditions that are subqueries against
+    MAX_SUBQUERY_CONDITIONS.
     """
     limit = settings.FEEDBACKHUB_MAX_FILTER_LENGTH
     if len(text) > limit:
@@ -445,6 +452,7 @@ class _Parser:
         self.tokens = tokenize(text)
         self.index = 0
         self.depth = 0
+        self.subqueries = 0
 
     @property
     def token(self) -> Token:
@@ -521,6 +529,14 @@ class _Parser:
             raise self.error("Expected a field (e.g. feedback.rating, tags.env, status)")
         self.advance()
         fld = self.resolve(token)
+        if fld.entity in SUBQUERY_ENTITIES:
+            self.subqueries += 1
+            if self.subqueries > MAX_SUBQUERY_CONDITIONS:
+                raise self.error(
+                    f"The filter has more than {MAX_SUBQUERY_CONDITIONS} conditions on spans, feedback and "
+                    "expectations; combine values with IN (…) or narrow it in steps",
+                    token,
+                )
         operator, operator_token = self.operator(token)
         kind = _field_kind(fld)
         if operator not in OPERATORS_BY_KIND[kind]:

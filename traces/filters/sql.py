@@ -237,7 +237,8 @@ def _compile_comparison(comparison: Comparison) -> Q:
         return _text_condition(JSONKeyText(fld.entity, fld.key), operator, value, blank_is_null=False)
     if fld.entity == "span":
         column = F(SPAN_COLUMNS[fld.key])
-        spans = Span.objects.filter(trace_id=OuterRef("pk"))
+        # The trace's request_time names the spans' partition (PostgreSQL prunes the others).
+        spans = Span.objects.filter(trace_id=OuterRef("pk"), trace_request_time=OuterRef("request_time"))
         return Q(Exists(spans.filter(_text_condition(column, operator, value, blank_is_null=False))))
     if fld.key in TRACE_TEXT_COLUMNS:
         return _text_condition(F(TRACE_TEXT_COLUMNS[fld.key]), operator, value, blank_is_null=True)

@@ -161,6 +161,7 @@ class Generator:
         "outputs",
         "attributes",
         "events",
+        "trace_request_time",
     ]
     ASSESSMENT_COLUMNS = [
         "assessment_id",
@@ -254,12 +255,13 @@ class Generator:
             trace_name, root_type = TRACE_NAMES[q % 2]
             session = f"sess-{randrange(200_000):06d}"
             user = f"user-{randrange(20_000):05d}"
+            trace_time = ts(request_time)
             traces.append(
                 (
                     trace_id,
                     exp_id,
                     trace_name,
-                    ts(request_time),
+                    trace_time,
                     duration_ms,
                     "ERROR" if error else "OK",
                     QUESTIONS[q],
@@ -295,6 +297,7 @@ class Generator:
                         self.answer_json[a],
                         '{"mlflow.spanType": "' + root_type + '"}',
                         "[]",
+                        trace_time,
                     )
                 )
                 step = (end_ns - start_ns) // spans_per_trace
@@ -319,6 +322,7 @@ class Generator:
                             outputs,
                             self.attributes[n % len(self.attributes)],
                             "[]",
+                            trace_time,
                         )
                     )
             created = request_time + timedelta(seconds=30 + rand() * 3600)

@@ -7,7 +7,9 @@ For cron, e.g. nightly:  15 3 * * *  cd /srv/feedbackhub && .venv/bin/python man
     manage.py purge --dry-run             print what would go, change nothing
 
 Each experiment is purged in small batches (one short transaction each) and leaves a PurgeRun
-(admin, and the experiment's retention page).
+(admin, and the experiment's retention page). On PostgreSQL a purge of every experiment (no
+--experiment) first drops whole months of spans whose every trace is due and unpinned
+(traces/partitions.py), so the batches only delete the traces, feedback and history.
 """
 
 from __future__ import annotations
@@ -48,13 +50,17 @@ class Command(BaseCommand):
         if not experiments:
             self.stdout.write("No experiment has a retention; nothing to purge.")
             return
-        for experiment in experiments:
-            result = services.purge_experiment(
-                experiment=experiment,
-                dry_run=options["dry_run"],
-                batch_size=options["batch_size"],
-                pause=options["pause"],
-            )
+        batches = {"dry_run": options["dry_run"], "batch_size": options["batch_size"], "pause": options["pause"]}
+        if options["experiment"]:
+            self.report(services.purge_experiment(experiment=experiments[0], **batches), options["verbosity"])
+            return
+        outcome = services.purge_all(**batches)
+        for drop in outcome.months:
+            if drop.spans is None:
+                self.stdout.write(f"spans of {drop.month}: would drop the whole month (partition {drop.month.name}).")
+            else:
+                self.stdout.write(f"spans of {drop.month}: dropped the whole month, {drop.spans:,} span(s).")
+        for result in outcome.experiments:
             self.report(result, options["verbosity"])
 
     def report(self, result: services.PurgeResult, verbosity: int) -> None:
