@@ -94,6 +94,13 @@ SCENARIOS = {
         "ms p50",
         ("max", 30),
     ),
+    "search_span": (
+        "first page of `span.type = 'TOOL' AND feedback.user_satisfaction = false` (a span subquery per trace)",
+        "p50 ≤ 30 ms (as search_false)",
+        "—",
+        "ms p50",
+        ("max", 30),
+    ),
     "trace_list": ("trace list page over the same data", "p50 ≤ 100 ms", "—", "ms p50", ("max", 100)),
     "summary": ("feedback summary of the experiment", "≤ 200 ms", "—", "ms p50", ("max", 200)),
     # bench/insights.py (issue 15)
@@ -692,6 +699,13 @@ def main(argv=None) -> int:
     search = urllib.parse.urlencode(
         {"experiment_id": experiment_id, "filter": "feedback.user_satisfaction = false", "max_results": 100}
     )
+    span_search = urllib.parse.urlencode(
+        {
+            "experiment_id": experiment_id,
+            "filter": "span.type = 'TOOL' AND feedback.user_satisfaction = false",
+            "max_results": 100,
+        }
+    )
     plans = {
         # name: (lua script, url, connections, duration, value from result)
         "single_feedback": ("feedback.lua", f"{base}/api/v1/traces", THROUGHPUT_CONNECTIONS, args.duration, "rps"),
@@ -708,6 +722,7 @@ def main(argv=None) -> int:
         "get_trace": ("get.lua", f"{base}/api/v1/traces/{fixtures['trace_50']}", 1, args.latency_duration, "p50"),
         "trace_page": ("page.lua", f"{base}/traces/{fixtures['trace_1000']}/", 1, args.latency_duration, "p50"),
         "search_false": ("get.lua", f"{base}/api/v1/traces?{search}", 1, args.latency_duration, "p50"),
+        "search_span": ("get.lua", f"{base}/api/v1/traces?{span_search}", 1, args.latency_duration, "p50"),
         "trace_list": ("page.lua", f"{base}/experiments/{experiment_id}/traces/", 1, args.latency_duration, "p50"),
     }
     started_at = datetime.now(timezone.utc)

@@ -1,9 +1,10 @@
 """Rate limits for the API: per API key, per signed-in user, and for the public feedback endpoint.
 
-Fixed windows counted in the Django cache (one add + one incr per request, cheap
-enough for the ingest path). Rates come from settings.FEEDBACKHUB_RATE_LIMITS, read
-on every request, as "<count>/<second|minute|hour|day>"; an empty rate turns the
-limit off. Over the limit DRF answers 429 with `Retry-After` (seconds to the next window).
+Fixed windows counted in the Django cache (`count_request`: one pipelined round trip per
+request on Redis, add + incr on the local caches; cheap enough for the ingest path). Rates come
+from settings.FEEDBACKHUB_RATE_LIMITS, read on every request, as "<count>/<second|minute|hour|day>";
+an empty rate turns the limit off. Over the limit DRF answers 429 with `Retry-After` (seconds to
+the next window).
 """
 
 from __future__ import annotations
@@ -13,13 +14,36 @@ import math
 import time
 
 from django.conf import settings
-from django.core.cache import cache
+from django.core.cache import caches
+from django.core.cache.backends.redis import RedisCache
 from django.core.exceptions import ImproperlyConfigured
 from rest_framework.throttling import BaseThrottle
 
 from .security import client_ip
 
 PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def count_request(key: str, *, timeout: int) -> int:
+    """Add one to the counter `key` (a window's own key, gone `timeout` seconds after its last
+    use) and return the new count. On Redis one round trip: INCR and EXPIRE pipelined (Django's
+    add + incr cost three: SET NX, EXISTS, INCRBY). Elsewhere add() then incr(): atomic on
+    memcached, per-process exact on the local-memory and file caches."""
+    cache = caches["default"]
+    if isinstance(cache, RedisCache):
+        key = cache.make_and_validate_key(key)
+        # Django's Redis backend stores integers as plain Redis integers, so cache.get() reads this.
+        pipeline = cache._cache.get_client(key, write=True).pipeline(transaction=False)
+        pipeline.incr(key)
+        pipeline.expire(key, timeout)
+        used, _ = pipeline.execute()
+        return used
+    cache.add(key, 0, timeout=timeout)
+    try:
+        return cache.incr(key)
+    except ValueError:  # expired between add and incr
+        cache.set(key, 1, timeout=timeout)
+        return 1
 
 
 def parse_rate(rate: str | None) -> tuple[int, int] | None:
@@ -52,14 +76,7 @@ class FixedWindowThrottle(BaseThrottle):
         count, period = rate
         now = time.time()
         window = int(now // period)
-        key = f"throttle:{self.scope}:{ident}:{window}"
-        # add() then incr(): atomic on memcached/redis, per-process exact on LocMemCache.
-        cache.add(key, 0, timeout=period + 1)
-        try:
-            used = cache.incr(key)
-        except ValueError:  # expired between add and incr
-            cache.set(key, 1, timeout=period + 1)
-            used = 1
+        used = count_request(f"throttle:{self.scope}:{ident}:{window}", timeout=period + 1)
         self.retry_after = (window + 1) * period - now
         return used <= count
 
