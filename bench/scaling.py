@@ -139,7 +139,9 @@ def main(argv=None) -> int:
         bench.write_bodies(fixtures)
         sizes = primary.query(
             "SELECT (SELECT count(*) FROM traces_span), (SELECT count(*) FROM traces_trace), "
-            "(SELECT count(*) FROM assessments_assessment), pg_total_relation_size('traces_span'), "
+            "(SELECT count(*) FROM assessments_assessment), "
+            # the span table is partitioned by month: its size is its partitions'
+            "(SELECT sum(pg_total_relation_size(relid)) FROM pg_partition_tree('traces_span')), "
             "pg_total_relation_size('traces_trace'), pg_total_relation_size('assessments_assessment'), "
             "pg_database_size('feedbackhub')"
         )[0]
