@@ -56,8 +56,11 @@ def test_huge_unbroken_text_renders_fast_and_bidi_is_shown_in_true_order(watched
         f"\nitem 2: trace page with a 100 KB unbroken rationale: {loaded:.3f} s in all, {browser_ms:.0f} ms in the browser"
     )
     page.screenshot(path=str(shots / "item2-hostile-text.png"))
-    assert browser_ms < 1000, f"the browser took {browser_ms:.0f} ms to render a 100 KB rationale"
-    assert loaded < 2.0, f"trace page with a 100 KB rationale took {loaded:.2f} s"  # server included, shared CI box
+    # Not a speed measurement (the figure is printed): a guard against the pathology, which cost
+    # 9-18 s in the browser alone. Under CI's load a healthy page took up to 1.7 s, so the bounds
+    # sit well between the two.
+    assert browser_ms < 5000, f"the browser took {browser_ms:.0f} ms to render a 100 KB rationale"
+    assert loaded < 8.0, f"trace page with a 100 KB rationale took {loaded:.2f} s"
     assert page.evaluate("!!window.htmx")
     # the rationale is clamped with a way to show all of it, never truncated
     rationale = page.locator("#assessment-panel .rationale").first
