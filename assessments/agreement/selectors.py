@@ -143,24 +143,27 @@ class _SeriesRows:
         with connections[rows.db].cursor() as cursor:
             cursor.execute(*rows.query.sql_with_params())
             fetched = cursor.fetchall()
-        columns = [list(map(itemgetter(index), fetched)) for index in range(7 + len(extra))]
-        del fetched
-        self.size = len(columns[0])
-        self.trace_ids, self.span_ids, self.assessment_ids = columns[0], columns[1], columns[2]
-        self.json_type = np.array([-1 if code is None else code for code in columns[3]], dtype=np.int64)
-        self.numbers = np.array(columns[4], dtype=np.float64)
-        self.texts = columns[5]
-        self.member = np.array(columns[6], dtype=np.int64)
-        self.source_ids = columns[7] if reviewers else []
+        # Columns are taken out of the rows only where every row's value is needed.
+        self.rows = fetched
+        self.size = len(fetched)
+        self.trace_ids = list(map(itemgetter(0), fetched))
+        self.json_type = np.array([-1 if code is None else code for code in map(itemgetter(3), fetched)], np.int64)
+        self.numbers = np.array(list(map(itemgetter(4), fetched)), dtype=np.float64)
+        self.member = np.array(list(map(itemgetter(6), fetched)), dtype=np.int64)
         # Traces numbered in order of appearance (a dict is far faster than sorting 100,000 strings).
         codes: dict[str, int] = {}
         self.trace = np.fromiter((codes.setdefault(t, len(codes)) for t in self.trace_ids), np.int64, self.size)
         self.traces = np.array(list(codes), dtype=object)
         self.item = self.trace
-        if any(self.span_ids):
-            spans: dict[str, int] = {"": 0}
-            span = np.fromiter((spans.setdefault(s or "", len(spans)) for s in self.span_ids), np.int64, self.size)
-            self.item = self.trace * len(spans) + span
+        spans = list(map(itemgetter(1), fetched))
+        if any(spans):
+            span_codes: dict[str, int] = {"": 0}
+            span = np.fromiter((span_codes.setdefault(s or "", len(span_codes)) for s in spans), np.int64, self.size)
+            self.item = self.trace * len(span_codes) + span
+
+    def column(self, index: int, rows: np.ndarray) -> list:
+        """Column `index` of the query (2: assessment id, 1: span id, 7: source id) at `rows`."""
+        return [self.rows[row][index] for row in rows.tolist()]
 
     def typed(self, index: int, json_type: str) -> np.ndarray:
         """Positions of series `index`'s rows of `json_type`."""
@@ -172,13 +175,13 @@ class _SeriesRows:
         for json_type in JSON_TYPES:
             rows = self.typed(index, json_type)
             if len(rows):
-                counts[json_type] = (len(rows), len(np.unique(self.trace[rows])))
+                counts[json_type] = (len(rows), int(np.count_nonzero(np.bincount(self.trace[rows]))))
         return counts
 
     def values(self, rows: np.ndarray, scale: Scale) -> list:
         """The values of `rows` as the scale reads them: text for categories, else numbers."""
         if scale.type == "category":
-            return [self.texts[row] for row in rows.tolist()]
+            return self.column(5, rows)
         return self.numbers[rows].tolist()
 
 
@@ -369,18 +372,14 @@ def _disagreements(rows: _SeriesRows, pair_a, pair_b, distance: np.ndarray, scal
     if len(disagreeing) > DISAGREEMENTS:
         threshold = np.partition(distance[disagreeing], -DISAGREEMENTS)[-DISAGREEMENTS]
         disagreeing = disagreeing[distance[disagreeing] >= threshold]
-    ids = rows.assessment_ids
     # Sorted by numpy on fixed-width strings (nominal labels can tie thousands of pairs).
-    trace_ids, ids_a, ids_b = (
-        np.array([column[row] for row in positions.tolist()], dtype=str)
-        for column, positions in (
-            (rows.trace_ids, pair_a[disagreeing]),
-            (ids, pair_a[disagreeing]),
-            (ids, pair_b[disagreeing]),
-        )
-    )
-    top = disagreeing[np.lexsort((ids_b, ids_a, trace_ids, -distance[disagreeing]))[:DISAGREEMENTS]].tolist()
-    wanted = {ids[pair_a[i]] for i in top} | {ids[pair_b[i]] for i in top}
+    trace_ids = np.array(rows.column(0, pair_a[disagreeing]), dtype=str)
+    ids_a = np.array(rows.column(2, pair_a[disagreeing]), dtype=str)
+    ids_b = np.array(rows.column(2, pair_b[disagreeing]), dtype=str)
+    order = np.lexsort((ids_b, ids_a, trace_ids, -distance[disagreeing]))[:DISAGREEMENTS]
+    top = disagreeing[order].tolist()
+    top_a, top_b = ids_a[order].tolist(), ids_b[order].tolist()
+    wanted = set(top_a) | set(top_b)
     details = {
         row["assessment_id"]: row
         for row in Assessment.objects.filter(assessment_id__in=wanted).values(
@@ -388,8 +387,8 @@ def _disagreements(rows: _SeriesRows, pair_a, pair_b, distance: np.ndarray, scal
         )
     }
     result = []
-    for index in top:
-        a, b = details[ids[pair_a[index]]], details[ids[pair_b[index]]]
+    for index, id_a, id_b in zip(top, top_a, top_b, strict=True):
+        a, b = details[id_a], details[id_b]
         result.append(
             {
                 "trace_id": a["trace_id"],
@@ -422,7 +421,7 @@ def reviewer_agreement(experiment: Experiment, name: str, queue_id: str = "") ->
     scale = scale_of(experiment, series, rows.type_counts(0), "name")
     typed = rows.typed(0, JSON_TYPE[scale.type])
     names: dict[str, int] = {}
-    reviewer = np.fromiter((names.setdefault(rows.source_ids[row], len(names)) for row in typed.tolist()), np.int64)
+    reviewer = np.fromiter((names.setdefault(source_id, len(names)) for source_id in rows.column(7, typed)), np.int64)
     typed, reviewer = _latest_ratings(rows, typed, reviewer, len(names))
     units, unit = np.unique(rows.item[typed], return_inverse=True)
     unit = unit.reshape(-1)
@@ -473,7 +472,7 @@ def _latest_ratings(rows: _SeriesRows, typed: np.ndarray, reviewer: np.ndarray, 
     if not len(repeated):
         return typed, reviewer
     twice = np.isin(key, sorted_key[repeated])
-    ids = [rows.assessment_ids[row] for row in typed[twice].tolist()]
+    ids = rows.column(2, typed[twice])
     rank = {
         assessment_id: position
         for position, assessment_id in enumerate(
