@@ -70,6 +70,7 @@ class Pairs:
         if self.size == 0:
             self.a = self.b = np.zeros(0)
             self.resampler = Resampler(np.zeros(0, dtype=np.int64))
+            self._entries = None
             return
         # Distinct (a, b) pairs, found through integer codes (np.unique on rows is much slower).
         distinct_a, code_a = np.unique(values[:, 0], return_inverse=True)

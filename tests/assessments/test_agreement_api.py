@@ -376,3 +376,17 @@ def test_results_are_the_same_on_every_load(api_client, experiment, judged):
         (row["trace_id"], row["a"]["assessment_id"], row["b"]["assessment_id"]) for row in first["disagreements"]
     ]
     assert distances == sorted(distances)  # nominal labels: all at distance 1, ties by trace id
+
+
+def test_series_on_different_traces_have_no_pairs(api_client, experiment):
+    for source_type, value in (("LLM_JUDGE", True), ("HUMAN", False), ("HUMAN", True)):
+        make_feedback(make_trace(experiment), "correct", value, source_type=source_type, source_id="x")
+        make_feedback(make_trace(experiment), "score", 0.5, source_type=source_type, source_id="x")
+    for name in ("correct", "score"):
+        response = api_client.get(
+            api(experiment), {"a": name, "a_source_type": "LLM_JUDGE", "b": name, "b_source_type": "HUMAN"}
+        )
+        assert response.status_code == 200, response.content
+        data = response.json()
+        assert data["n"] == 0 and data["coverage"] == {"a": 0.0, "b": 0.0, "a_traces": 1, "b_traces": 2}
+        assert data["percent_agreement"] is None and data["disagreements"] == []

@@ -281,3 +281,11 @@ def test_pearson_alone_equals_pearson_with_spearman():
     for name in ("pearson", "mae", "percent_agreement"):
         assert alone[name].value == pytest.approx(full[name].value)
         assert alone[name].ci95 == pytest.approx(full[name].ci95)
+
+
+def test_no_pairs_give_no_statistics():
+    empty = np.zeros(0)
+    assert label_agreement(Pairs(empty, empty, empty), 2, ordinal=False)["cohen_kappa"] is None
+    for spearman in (True, False):
+        result = number_agreement(Pairs(empty, empty, empty), spearman=spearman)
+        assert result["n"] == 0 and result["pearson"] is None
