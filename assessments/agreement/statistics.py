@@ -70,6 +70,7 @@ class Pairs:
         if self.size == 0:
             self.a = self.b = np.zeros(0)
             self.resampler = Resampler(np.zeros(0, dtype=np.int64))
+            self._entries = None
             return
         # Distinct (a, b) pairs, found through integer codes (np.unique on rows is much slower).
         distinct_a, code_a = np.unique(values[:, 0], return_inverse=True)
@@ -100,6 +101,16 @@ class Pairs:
             self._atom_starts = np.searchsorted(pattern_entries[:, 1], np.arange(n_atoms))
         self.resampler = Resampler(pattern_of_cluster)
 
+    def pattern_features(self, atom_features: np.ndarray) -> np.ndarray:
+        """Per pattern, the sum of its atoms' features (atoms × m), each as often as it holds
+        the atom: so that `counts @ pattern_features == atom_weights(counts) @ atom_features`."""
+        if self._entries is None:
+            return atom_features
+        pattern, atom, multiplicity = self._entries.T
+        result = np.zeros((self.resampler.patterns, atom_features.shape[1]))
+        np.add.at(result, pattern, atom_features[atom] * multiplicity[:, None])
+        return result
+
     def atom_weights(self, counts: np.ndarray) -> np.ndarray:
         """How often each atom occurs in each resample (rows of pattern counts)."""
         if self._entries is None:
@@ -117,13 +128,18 @@ def _multiset_patterns(clusters, entry_cluster, entry_atom, multiplicity, n_atom
     top = int(multiplicity.max()) + 1
     key[entry_cluster[is_single_entry]] = entry_atom[is_single_entry] * top + multiplicity[is_single_entry]
     offset = n_atoms * top
-    seen: dict[tuple, int] = {}
+    contents_of: dict[int, tuple] = {}
     starts = np.flatnonzero(np.r_[True, entry_cluster[1:] != entry_cluster[:-1]])
     for start, stop in zip(starts, np.r_[starts[1:], len(entry_cluster)], strict=True):
         trace = entry_cluster[start]
         if not single[trace]:
-            contents = tuple(zip(entry_atom[start:stop].tolist(), multiplicity[start:stop].tolist(), strict=True))
-            key[trace] = offset + seen.setdefault(contents, len(seen))
+            contents_of[trace] = tuple(
+                zip(entry_atom[start:stop].tolist(), multiplicity[start:stop].tolist(), strict=True)
+            )
+    # Multisets numbered in sorted order: patterns depend on the data, not on the traces' order.
+    number = {contents: position for position, contents in enumerate(sorted(set(contents_of.values())))}
+    for trace, contents in contents_of.items():
+        key[trace] = offset + number[contents]
     pattern_of_cluster, representative = patterns_of(key)
     entries = []
     first_entry = np.searchsorted(entry_cluster, representative)
@@ -155,24 +171,23 @@ def label_agreement(pairs: Pairs, k: int, *, ordinal: bool) -> dict:
     a, b = pairs.a.astype(np.int64), pairs.b.astype(np.int64)
     levels = np.arange(k)
     penalty = (levels[:, None] - levels[None, :]) ** 2 if ordinal else (levels[:, None] != levels[None, :]) * 1.0
-    of_a = np.zeros((len(a), k))
-    of_a[np.arange(len(a)), a] = 1.0
-    of_b = np.zeros((len(b), k))
-    of_b[np.arange(len(b)), b] = 1.0
-    agree = (a == b) * 1.0
-    atom_penalty = penalty[a, b] if len(a) else np.zeros(0)
+    # per atom: 1, A's label (one-hot), B's label (one-hot), agreement, penalty
+    features = np.zeros((len(a), 2 * k + 3))
+    features[:, 0] = 1.0
+    features[np.arange(len(a)), 1 + a] = 1.0
+    features[np.arange(len(b)), 1 + k + b] = 1.0
+    features[:, -2] = a == b
+    features[:, -1] = penalty[a, b] if len(a) else 0.0
 
-    def statistics(counts):
-        weights = pairs.atom_weights(counts)
-        total = weights.sum(axis=1)
-        rows, columns = weights @ of_a, weights @ of_b
+    def statistics(sums):
+        total, rows, columns = sums[:, 0], sums[:, 1 : 1 + k], sums[:, 1 + k : 1 + 2 * k]
         expected = np.einsum("ri,ij,rj->r", rows, penalty, columns)
         return {
-            "percent_agreement": _divide(weights @ agree, total),
-            statistic: 1.0 - _divide(weights @ atom_penalty, _divide(expected, total)),
+            "percent_agreement": _divide(sums[:, -2], total),
+            statistic: 1.0 - _divide(sums[:, -1], _divide(expected, total)),
         }
 
-    estimates = _estimates(bootstrap(pairs.resampler, statistics))
+    estimates = _estimates(bootstrap(pairs.resampler, statistics, features=pairs.pattern_features(features)))
     return {
         "n": pairs.size,
         "percent_agreement": estimates.get("percent_agreement"),
@@ -180,63 +195,72 @@ def label_agreement(pairs: Pairs, k: int, *, ordinal: bool) -> dict:
     }
 
 
-def _weighted_pearson(weights: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Pearson's r of each resample (rows of weights over the points x, y; x and y centred)."""
-    total = weights.sum(axis=1)
-    sx, sy = weights @ x, weights @ y
-    covariance = weights @ (x * y) - _divide(sx * sy, total)
-    var_x = weights @ (x * x) - _divide(sx * sx, total)
-    var_y = weights @ (y * y) - _divide(sy * sy, total)
-    return np.clip(_divide(covariance, np.sqrt(np.clip(var_x, 0, None) * np.clip(var_y, 0, None))), -1.0, 1.0)
-
-
 class _Ranks:
-    """Average ranks of points under resampling weights (ties share their mean rank)."""
+    """Average ranks of points under resampling weights (ties share their mean rank), kept per
+    distinct value: a rank belongs to a value, so sums over points weighted by a function of
+    their rank are sums over the (few) distinct values."""
 
     def __init__(self, values: np.ndarray):
         distinct, group = np.unique(values, return_inverse=True)
         self.group = group.reshape(-1)
         self.order = np.argsort(self.group, kind="stable")
+        # Points (atoms) come sorted by A's value, then B's: for A no reordering is needed.
+        self.in_order = bool((self.order == np.arange(len(self.order))).all())
         self.starts = np.searchsorted(self.group[self.order], np.arange(len(distinct)))
         self.all_distinct = len(distinct) == len(values)
 
-    def centred(self, weights: np.ndarray) -> np.ndarray:
-        """The rank of each point in each resample (weights: rows over the points), minus the
-        mean rank (n + 1) / 2."""
-        per_value = weights[:, self.order]
-        if not self.all_distinct:
-            per_value = np.add.reduceat(per_value, self.starts, axis=1)
+    def per_value(self, weights: np.ndarray) -> np.ndarray:
+        """Rows of weights over the points summed per distinct value (rows × values)."""
+        ordered = weights if self.in_order else np.take(weights, self.order, axis=1)
+        return ordered if self.all_distinct else np.add.reduceat(ordered, self.starts, axis=1)
+
+    @staticmethod
+    def centred(per_value: np.ndarray) -> np.ndarray:
+        """The rank of each distinct value in each resample (rows of weights per value), minus
+        the mean rank (n + 1) / 2."""
         rank = np.cumsum(per_value, axis=1)
         rank -= (per_value - 1.0) / 2.0
-        rank -= ((weights.sum(axis=1) + 1.0) / 2.0)[:, None]
-        return rank[:, self.group]
+        rank -= ((per_value.sum(axis=1) + 1.0) / 2.0)[:, None]
+        return rank
 
 
-def number_agreement(pairs: Pairs) -> dict:
-    """Percent agreement (equal values), Pearson, Spearman and the mean absolute error."""
+def number_agreement(pairs: Pairs, *, spearman: bool = True) -> dict:
+    """Percent agreement (equal values), Pearson, Spearman (unless `spearman` is False: it is
+    most of the cost) and the mean absolute error.
+
+    Per block of resamples: one matrix product gives the sums behind Pearson, MAE and percent
+    agreement; Spearman is Pearson's r of the average ranks, whose sums of squares run over the
+    distinct values and whose cross term is one gather and two sums over the atoms."""
     a = pairs.a - pairs.a.mean() if pairs.size else pairs.a
     b = pairs.b - pairs.b.mean() if pairs.size else pairs.b
-    distance = np.abs(pairs.a - pairs.b)
-    equal = (pairs.a == pairs.b).astype(np.float64)
-    ranks_a, ranks_b = _Ranks(pairs.a), _Ranks(pairs.b)
+    features = np.column_stack(
+        [np.ones_like(a), a, b, a * a, b * b, a * b, np.abs(pairs.a - pairs.b), (pairs.a == pairs.b) * 1.0]
+    )
+    ranks_a, ranks_b = (_Ranks(pairs.a), _Ranks(pairs.b)) if spearman else (None, None)
 
-    def statistics(counts):
-        weights = pairs.atom_weights(counts)
-        total = weights.sum(axis=1)
-        rank_a, rank_b = ranks_a.centred(weights), ranks_b.centred(weights)
-        weighted_a = weights * rank_a
-        spearman = _divide(
-            np.einsum("ij,ij->i", weighted_a, rank_b),
-            np.sqrt(np.einsum("ij,ij->i", weighted_a, rank_a) * np.einsum("ij,ij->i", weights * rank_b, rank_b)),
-        )
-        return {
-            "percent_agreement": _divide(weights @ equal, total),
-            "pearson": _weighted_pearson(weights, a, b),
-            "spearman": np.clip(spearman, -1.0, 1.0),
-            "mae": _divide(weights @ distance, total),
+    def statistics(rows):
+        # rows: pattern counts, or (without Spearman) already their sums of the features
+        weights = pairs.atom_weights(rows) if spearman else None
+        total, sx, sy, sxx, syy, sxy, distance, equal = (weights @ features if spearman else rows).T
+        covariance = sxy - _divide(sx * sy, total)
+        var_x = np.clip(sxx - _divide(sx * sx, total), 0, None)
+        var_y = np.clip(syy - _divide(sy * sy, total), 0, None)
+        result = {
+            "percent_agreement": _divide(equal, total),
+            "pearson": np.clip(_divide(covariance, np.sqrt(var_x * var_y)), -1.0, 1.0),
+            "mae": _divide(distance, total),
         }
+        if spearman:
+            per_a, per_b = ranks_a.per_value(weights), ranks_b.per_value(weights)
+            rank_a, rank_b = _Ranks.centred(per_a), _Ranks.centred(per_b)
+            cross = np.einsum("ij,ij->i", ranks_a.per_value(weights * np.take(rank_b, ranks_b.group, axis=1)), rank_a)
+            squares_a = np.einsum("ij,ij,ij->i", per_a, rank_a, rank_a)
+            squares_b = np.einsum("ij,ij,ij->i", per_b, rank_b, rank_b)
+            result["spearman"] = np.clip(_divide(cross, np.sqrt(squares_a * squares_b)), -1.0, 1.0)
+        return result
 
-    estimates = _estimates(bootstrap(pairs.resampler, statistics))
+    summed = None if spearman else pairs.pattern_features(features)
+    estimates = _estimates(bootstrap(pairs.resampler, statistics, features=summed))
     return {
         "n": pairs.size,
         **{name: estimates.get(name) for name in ("percent_agreement", "pearson", "spearman", "mae")},
@@ -278,8 +302,8 @@ def krippendorff_alpha(unit: np.ndarray, values: np.ndarray, level: str, k: int 
     ]
     features = coincidences.reshape(len(patterns), k * k)
 
-    def statistics(rows):
-        observed = (rows @ features).reshape(-1, k, k)
+    def statistics(sums):
+        observed = sums.reshape(-1, k, k)
         marginal = observed.sum(axis=2)
         n = marginal.sum(axis=1)
         if level == "nominal":
@@ -293,7 +317,7 @@ def krippendorff_alpha(unit: np.ndarray, values: np.ndarray, level: str, k: int 
         expected = (marginal[:, :, None] * marginal[:, None, :] * delta).sum(axis=(1, 2))
         return {"alpha": 1.0 - _divide((n - 1.0) * (observed * delta).sum(axis=(1, 2)), expected)}
 
-    value, ci95 = bootstrap(Resampler(pattern_of_unit), statistics)["alpha"]
+    value, ci95 = bootstrap(Resampler(pattern_of_unit), statistics, features=features)["alpha"]
     return Estimate(value, ci95), len(counts)
 
 
@@ -313,12 +337,12 @@ def _alpha_interval(unit: np.ndarray, values: np.ndarray) -> tuple[Estimate, int
     pattern_of_unit, representative = patterns_of(features)
     features = features[representative]
 
-    def statistics(rows):
-        n, total, squares, observed = (rows @ features).T
+    def statistics(sums):
+        n, total, squares, observed = sums.T
         expected = 2.0 * n * squares - 2.0 * total * total
         return {"alpha": 1.0 - _divide((n - 1.0) * observed, expected)}
 
-    value, ci95 = bootstrap(Resampler(pattern_of_unit), statistics)["alpha"]
+    value, ci95 = bootstrap(Resampler(pattern_of_unit), statistics, features=features)["alpha"]
     return Estimate(value, ci95), len(m)
 
 
@@ -337,16 +361,15 @@ def fleiss_kappa(unit: np.ndarray, codes: np.ndarray, k: int) -> tuple[Estimate 
         return None, f"items have between {int(sizes[0])} and {int(sizes[-1])} ratings; Fleiss' κ needs the same number"
     m = float(sizes[0])
     agreement = ((counts * counts).sum(axis=1) - m) / (m * (m - 1.0))
-    features = np.column_stack([counts, agreement])
+    features = np.column_stack([counts, agreement, np.ones(len(counts))])
     pattern_of_unit, representative = patterns_of(features)
     features = features[representative]
 
-    def statistics(rows):
-        totals = rows @ features
-        items = rows.sum(axis=1)
+    def statistics(totals):
+        items = totals[:, k + 1]
         shares = totals[:, :k] / (items * m)[:, None]
         chance = (shares * shares).sum(axis=1)
         return {"kappa": _divide(totals[:, k] / items - chance, 1.0 - chance)}
 
-    value, ci95 = bootstrap(Resampler(pattern_of_unit), statistics)["kappa"]
+    value, ci95 = bootstrap(Resampler(pattern_of_unit), statistics, features=features)["kappa"]
     return Estimate(value, ci95), None

@@ -196,10 +196,12 @@ def test_access(client, experiment, judged, viewer, outsider):
 
 def test_query_count_does_not_grow_with_the_data(api_client, experiment, judged, django_assert_max_num_queries):
     query = {"a": "correct", "a_source_type": "LLM_JUDGE", "b": "correct", "b_source_type": "HUMAN"}
-    # key, type counts ×2, definitions stamp, pairs, disagreements' details
-    with django_assert_max_num_queries(8):
-        assert api_client.get(api(experiment), query).status_code == 200
+    # key (and its last use), experiment, definitions stamp, the two series' rows, the
+    # disagreements' details
     with django_assert_max_num_queries(6):
+        assert api_client.get(api(experiment), query).status_code == 200
+    # key, experiment, definitions stamp, the ratings, the order of repeated ratings (if any)
+    with django_assert_max_num_queries(5):
         assert api_client.get(api(experiment, "reviewer-agreement"), {"name": "correct"}).status_code == 200
 
 
@@ -343,3 +345,48 @@ def test_page_for_numbers_and_reviewers_of_numbers(client, reviewer, experiment)
     assert "Pearson" in page and "Spearman" in page and "Mean absolute error" in page and 'id="confusion"' not in page
     assert "Krippendorff" in page and "interval level" in page and "needs labels" in page
     assert response.context["reviewers"]["pairs"][0]["pearson"]["value"] == pytest.approx(1.0, abs=1e-3)
+
+
+def test_overlapping_series_never_pair_an_assessment_with_itself(api_client, experiment):
+    """A = the judge, B = everyone: each judge rating pairs with the humans on its trace only."""
+    rng = np.random.default_rng(6)
+    expected_a, expected_b, traces = [], [], 0
+    for index in range(12):
+        trace = make_trace(experiment)
+        verdict = bool(rng.random() < 0.5)
+        make_feedback(trace, "correct", verdict, source_type="LLM_JUDGE", source_id="judge-v1")
+        for reviewer in ("alice", "bob")[: index % 3]:
+            said = bool(rng.random() < 0.5)
+            make_feedback(trace, "correct", said, source_type="HUMAN", source_id=reviewer)
+            expected_a.append(verdict)
+            expected_b.append(said)
+        traces += index % 3 > 0
+    data = api_client.get(api(experiment), {"a": "correct", "a_source_type": "LLM_JUDGE", "b": "correct"}).json()
+    assert data["n"] == len(expected_a) and data["n_traces"] == traces
+    assert data["coverage"] == {"a": traces / 12, "b": traces / 12, "a_traces": 12, "b_traces": 12}
+    assert data["percent_agreement"] == pytest.approx(np.mean(np.array(expected_a) == np.array(expected_b)))
+    assert data["cohen_kappa"]["value"] == pytest.approx(cohen_kappa_score(expected_a, expected_b), abs=1e-3)
+
+
+def test_results_are_the_same_on_every_load(api_client, experiment, judged):
+    query = {"a": "correct", "a_source_type": "LLM_JUDGE", "b": "correct", "b_source_type": "HUMAN"}
+    first, again = (api_client.get(api(experiment), query).json() for _ in range(2))
+    assert first == again and first["disagreements"]
+    distances = [
+        (row["trace_id"], row["a"]["assessment_id"], row["b"]["assessment_id"]) for row in first["disagreements"]
+    ]
+    assert distances == sorted(distances)  # nominal labels: all at distance 1, ties by trace id
+
+
+def test_series_on_different_traces_have_no_pairs(api_client, experiment):
+    for source_type, value in (("LLM_JUDGE", True), ("HUMAN", False), ("HUMAN", True)):
+        make_feedback(make_trace(experiment), "correct", value, source_type=source_type, source_id="x")
+        make_feedback(make_trace(experiment), "score", 0.5, source_type=source_type, source_id="x")
+    for name in ("correct", "score"):
+        response = api_client.get(
+            api(experiment), {"a": name, "a_source_type": "LLM_JUDGE", "b": name, "b_source_type": "HUMAN"}
+        )
+        assert response.status_code == 200, response.content
+        data = response.json()
+        assert data["n"] == 0 and data["coverage"] == {"a": 0.0, "b": 0.0, "a_traces": 1, "b_traces": 2}
+        assert data["percent_agreement"] is None and data["disagreements"] == []

@@ -9,6 +9,7 @@ from scipy.stats import pearsonr, spearmanr
 from sklearn.metrics import cohen_kappa_score
 from statsmodels.stats.inter_rater import fleiss_kappa as reference_fleiss
 
+from assessments.agreement.bootstrap import Resampler
 from assessments.agreement.statistics import (
     Pairs,
     band,
@@ -221,3 +222,70 @@ def test_fleiss_kappa_needs_the_same_number_of_ratings():
 )
 def test_bands(value, expected):
     assert band(value) == expected
+
+
+@pytest.mark.parametrize("patterns, clusters", [(4, 1000), (300, 6000), (2000, 2400)])
+def test_resamples_draw_exactly_as_many_clusters_with_multinomial_counts(patterns, clusters):
+    """Each row holds exactly N clusters and its counts have the multinomial's moments, on the
+    Poisson path (few patterns) and on the single-draw path (about one cluster per pattern)."""
+    rng = np.random.default_rng(16)
+    pattern = np.r_[np.arange(patterns), rng.integers(0, patterns, clusters - patterns)]
+    resampler = Resampler(pattern)
+    rows = np.concatenate(list(resampler.blocks(4000)))
+    assert rows.shape == (4000, patterns) and (rows.sum(axis=1) == clusters).all()
+    share = resampler.frequency / clusters
+    mean, variance = rows.mean(axis=0), rows.var(axis=0)
+    assert np.abs(mean - clusters * share).max() < 5 * np.sqrt(clusters * share.max() / 4000)
+    expected = clusters * share * (1 - share)
+    assert np.abs(variance / expected - 1).mean() < 0.05
+    if patterns == 4:  # two patterns' counts covary as the multinomial's: −N p_i p_j
+        covariance = np.cov(rows[:, 0], rows[:, 1])[0, 1]
+        assert covariance == pytest.approx(-clusters * share[0] * share[1], rel=0.2)
+
+
+def test_sums_are_the_counts_times_the_features_and_the_order_of_clusters_does_not_matter():
+    rng = np.random.default_rng(17)
+    for patterns, clusters in ((5, 800), (900, 1000)):
+        pattern = np.r_[np.arange(patterns), rng.integers(0, patterns, clusters - patterns)]
+        features = rng.random((patterns, 3))
+        counts = np.concatenate(list(Resampler(pattern).blocks()))
+        sums = np.concatenate(list(Resampler(pattern).sums(features)))
+        assert sums == pytest.approx(counts @ features)
+        shuffled = np.concatenate(list(Resampler(rng.permutation(pattern)).blocks()))
+        assert (shuffled == counts).all()
+
+
+def test_intervals_do_not_depend_on_the_order_of_the_traces():
+    rng = np.random.default_rng(18)
+    traces = np.unique(rng.integers(0, 150, 500), return_inverse=True)[1]
+    a, b = noisy_labels(rng, 500, 3, 0.7)
+    x = np.round(rng.normal(size=500), 1)
+    y = np.round(x + rng.normal(size=500), 1)
+    order = rng.permutation(500)
+    renamed = rng.permutation(traces.max() + 1)[traces]  # the same traces under other numbers
+    for compute, (first, second) in (
+        (lambda t, p, q: label_agreement(Pairs(t, p, q), 3, ordinal=False), (a, b)),
+        (lambda t, p, q: number_agreement(Pairs(t, p, q)), (x, y)),
+    ):
+        assert compute(traces, first, second) == compute(renamed[order], first[order], second[order])
+
+
+def test_pearson_alone_equals_pearson_with_spearman():
+    rng = np.random.default_rng(19)
+    x = np.round(rng.normal(size=3000), 1)
+    y = np.round(x + rng.normal(size=3000), 1)
+    traces = np.unique(rng.integers(0, 1000, 3000), return_inverse=True)[1]
+    full = number_agreement(Pairs(traces, x, y))
+    alone = number_agreement(Pairs(traces, x, y), spearman=False)
+    assert alone["spearman"] is None
+    for name in ("pearson", "mae", "percent_agreement"):
+        assert alone[name].value == pytest.approx(full[name].value)
+        assert alone[name].ci95 == pytest.approx(full[name].ci95)
+
+
+def test_no_pairs_give_no_statistics():
+    empty = np.zeros(0)
+    assert label_agreement(Pairs(empty, empty, empty), 2, ordinal=False)["cohen_kappa"] is None
+    for spearman in (True, False):
+        result = number_agreement(Pairs(empty, empty, empty), spearman=spearman)
+        assert result["n"] == 0 and result["pearson"] is None
