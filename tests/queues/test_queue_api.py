@@ -3,10 +3,13 @@
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from rest_framework import serializers as drf
 from rest_framework.test import APIClient
 
 from assessments.queues import services
 from assessments.queues.models import QueueItem
+from assessments.queues.serializers import NextOut, WorkOut
+from traces.access import Actor
 
 from ..factories import make_api_key, make_trace
 from .conftest import GOOD, SYSTEM
@@ -137,3 +140,13 @@ def test_next_and_answer_query_counts_do_not_grow(defined, reviewer, settings):
     assert counts[0] == counts[1]
     assert counts[0][0] <= 15 and counts[0][1] <= 24
     assert QueueItem.objects.filter(answer_count=1).count() == 2
+
+
+def test_work_out_agrees_with_drfs_field_walk(defined, queue, traces, reviewer):
+    alice = Actor.for_user(reviewer)
+    leased = services.next_item(queue=queue, actor=alice)
+    answered, _ = services.answer(queue=queue, actor=alice, trace_id=leased.item.trace_id, answers=GOOD)
+    declined = services.decline(queue=queue, actor=alice, trace_id=traces[1].trace_id, reason="not my language")
+    for work in (leased, answered, declined):
+        assert WorkOut(work).data == dict(drf.Serializer.to_representation(WorkOut(), work))
+    assert NextOut({"item": leased}).data == {"item": dict(drf.Serializer.to_representation(WorkOut(), leased))}
