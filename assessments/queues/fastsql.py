@@ -27,14 +27,16 @@ from .models import QueueItem, QueueWork
 LEASED = QueueWork.State.LEASED.value
 
 
-def pick(*, queue_id: int, user_id: int, now: datetime, answers_per_item: int, tried: list[int], lock: bool):
-    """(item id, held) of the item `next` should lease, or None. `held`: the reviewer already holds
-    a live lease on it (nothing locked). Otherwise the candidate is locked unless `lock` is false."""
+def pick(
+    *, queue_id: int, user_id: int, now: datetime, answers_per_item: int, tried: list[int], lock: bool
+) -> int | None:
+    """The id of the item `next` should lease, or None: the reviewer's held lease (nothing locked),
+    else the candidate, locked unless `lock` is false. Items in `tried` are skipped."""
     params = {"queue": queue_id, "user": user_id, "now": now, "n": answers_per_item, "tried": tried}
     with connection.cursor() as cursor:
         cursor.execute(_pick_sql(lock), params)
         row = cursor.fetchone()
-    return (row[0], row[1]) if row is not None else None
+    return row[0] if row is not None else None
 
 
 def wait_for_lock(item_id: int) -> None:
@@ -109,11 +111,7 @@ def _pick_sql(lock: bool) -> str:
         f"AND w.state = '{LEASED}' AND w.expires_at > %(now)s) < %(n)s "
         "ORDER BY i.added_at, i.id LIMIT 1" + (" FOR UPDATE OF i SKIP LOCKED" if lock else "")
     )
-    return (
-        f"WITH held AS MATERIALIZED ({held}) "
-        "SELECT id, true FROM held "
-        f"UNION ALL SELECT id, false FROM ({candidate}) candidate"
-    )
+    return f"WITH held AS MATERIALIZED ({held}) SELECT id FROM held UNION ALL SELECT id FROM ({candidate}) candidate"
 
 
 @functools.cache

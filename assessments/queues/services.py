@@ -370,11 +370,11 @@ def _next_on_postgresql(queue: Queue, user) -> QueueWork | None:
                     queue_id=queue.pk, user_id=user.pk, now=now, answers_per_item=n, tried=tried, lock=False
                 )
                 if picked is not None:
-                    fastsql.wait_for_lock(picked[0])
+                    fastsql.wait_for_lock(picked)
             if picked is None:
                 return None
             work = fastsql.take(
-                item_id=picked[0],
+                item_id=picked,
                 user_id=user.pk,
                 now=now,
                 expires=expires,
@@ -383,7 +383,7 @@ def _next_on_postgresql(queue: Queue, user) -> QueueWork | None:
             )
             if work is not None:
                 return work
-            tried.append(picked[0])  # a race the snapshot did not see: the lock says no
+            tried.append(picked)  # a race the snapshot did not see: the lock says no
 
 
 def _commits_alone() -> bool:
@@ -485,7 +485,7 @@ def answer(
         _store(work)
         item.answer_count += 1
         item.complete = item.answer_count >= queue.answers_per_item
-        item.save(update_fields=["answer_count", "complete"])
+        _save_columns(item, ["answer_count", "complete"])
     return work, True
 
 
@@ -588,7 +588,22 @@ def _store(work: QueueWork) -> None:
     if work.pk is None:
         work.save(force_insert=True)
     else:
-        work.save(update_fields=["state", "expires_at", "reason", "assessment_ids", "updated_at"])
+        _save_columns(work, ["state", "expires_at", "reason", "assessment_ids", "updated_at"])
+
+
+def _save_columns(row, names: list[str]) -> None:
+    """save(update_fields=names), written out: one UPDATE by primary key with the values Django
+    would send (no signals: nothing listens to queue rows). The ORM built it in 0.5–0.7 ms of CPU,
+    two of them a tenth of an answer."""
+    meta = type(row)._meta
+    fields = [meta.get_field(name) for name in names]
+    quote = connection.ops.quote_name
+    assignments = ", ".join(f"{quote(field.column)} = %s" for field in fields)
+    values = [field.get_db_prep_save(getattr(row, field.attname), connection) for field in fields]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {quote(meta.db_table)} SET {assignments} WHERE {quote(meta.pk.column)} = %s", [*values, row.pk]
+        )
 
 
 def _locked_item(queue: Queue, trace_id: str, *, include_removed: bool = False) -> QueueItem:
