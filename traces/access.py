@@ -99,6 +99,25 @@ class Actor:
         self._roles[experiment_id] = role
         return role
 
+    @property
+    def role_is_membership(self) -> bool:
+        """Whether role() reads a membership row (a signed-in, active user who is not staff)."""
+        return (
+            self.system is None
+            and self.api_key is None
+            and self.end_user is None
+            and self.user is not None
+            and self.user.is_authenticated
+            and self.user.is_active
+            and not self.user.is_staff
+        )
+
+    def know_membership(self, experiment_id: int, role: str | None) -> None:
+        """Take the membership role in the experiment that a selector read along with its own row
+        (role() then needs no query). Only for actors whose role is their membership."""
+        if self.role_is_membership:
+            self._roles.setdefault(experiment_id, role)
+
     def can(self, experiment_id: int, needed: str) -> bool:
         role = self.role(experiment_id)
         return role is not None and _RANK[role] >= _RANK[needed]

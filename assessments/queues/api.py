@@ -130,7 +130,7 @@ class QueueNextApi(APIView):
     )
     def post(self, request, queue_id):
         actor = request_actor(request)
-        queue = selectors.queue_for(actor, queue_id)
+        queue = selectors.queue_for_work(actor, queue_id)
         work = services.next_item(queue=queue, actor=actor)
         if work is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
@@ -148,7 +148,7 @@ class QueueAnswerApi(APIView):
     )
     def post(self, request, queue_id, trace_id):
         actor = request_actor(request)
-        queue = selectors.queue_for(actor, queue_id)
+        queue = selectors.queue_for_work(actor, queue_id)
         data = AnswerInput(data=request.data)
         data.is_valid(raise_exception=True)
         work, created = services.answer(
@@ -171,7 +171,7 @@ class QueueDeclineApi(APIView):
     )
     def post(self, request, queue_id, trace_id):
         actor = request_actor(request)
-        queue = selectors.queue_for(actor, queue_id)
+        queue = selectors.queue_for_work(actor, queue_id)
         data = DeclineInput(data=request.data)
         data.is_valid(raise_exception=True)
         work = services.decline(queue=queue, actor=actor, trace_id=trace_id, reason=data.validated_data["reason"])

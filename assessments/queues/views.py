@@ -263,7 +263,7 @@ def queue_review(request, queue_id: int):
     """Focus mode. ?trace=<id>: that item (leased to or answered by the reviewer); ?done=1: the
     all-done state; neither: the reviewer's current lease, or a start button (POST next)."""
     actor = Actor.for_user(request.user)
-    queue = selectors.queue_for(actor, queue_id)
+    queue = selectors.queue_for_work(actor, queue_id)
     user = services.reviewer_of(queue, actor)
     trace_id = request.GET.get("trace")
     if not trace_id and not request.GET.get("done"):
@@ -387,7 +387,7 @@ def _span_strip(spans) -> list[dict]:
 def queue_review_next(request, queue_id: int):
     """Lease the next item and show it (or the all-done state)."""
     actor = Actor.for_user(request.user)
-    queue = selectors.queue_for(actor, queue_id)
+    queue = selectors.queue_for_work(actor, queue_id)
     return _to_next(queue, actor)
 
 
@@ -407,7 +407,7 @@ def _to_next(queue, actor):
 def queue_review_answer(request, queue_id: int, trace_id: str):
     """Answer the item from the focus form, then the next item (or the page again with errors)."""
     actor = Actor.for_user(request.user)
-    queue = selectors.queue_for(actor, queue_id)
+    queue = selectors.queue_for_work(actor, queue_id)
     user = services.reviewer_of(queue, actor)
     rules = rules_for(queue.experiment_id).rules
     answers, rationale, errors = parse_answers([rules[n] for n in queue.questions if n in rules], request.POST)
@@ -431,7 +431,7 @@ def queue_review_answer(request, queue_id: int, trace_id: str):
 def queue_review_decline(request, queue_id: int, trace_id: str):
     """Decline the item (optional reason), then the next item."""
     actor = Actor.for_user(request.user)
-    queue = selectors.queue_for(actor, queue_id)
+    queue = selectors.queue_for_work(actor, queue_id)
     user = services.reviewer_of(queue, actor)
     try:
         services.decline(queue=queue, actor=actor, trace_id=trace_id, reason=request.POST.get("reason", "")[:2000])

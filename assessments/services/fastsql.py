@@ -1,7 +1,8 @@
 """Single-statement inserts for the hot paths on PostgreSQL (outside a transaction): a
 data-modifying CTE is atomic and, in autocommit, durable on its own, so a create costs one
-round trip instead of six (BEGIN, SAVEPOINT, INSERT, RELEASE, INSERT, COMMIT). The rows are
-those the ORM path writes; only `verbs` and `rows` call these."""
+round trip instead of six (BEGIN, SAVEPOINT, INSERT, RELEASE, INSERT, COMMIT). Inside a
+caller's transaction the same statement serves a create that cannot collide (one instead of
+five: no savepoints). The rows are those the ORM path writes; only `verbs` and `rows` call these."""
 
 from __future__ import annotations
 
@@ -19,6 +20,15 @@ from ..models import Assessment, Revision
 def usable() -> bool:
     """Whether a single statement is atomic on its own here (PostgreSQL, no open transaction)."""
     return connection.vendor == "postgresql" and not connection.in_atomic_block
+
+
+def usable_in_transaction(fields: dict) -> bool:
+    """Whether the one statement may also run inside a caller's transaction (PostgreSQL): for a
+    create that cannot collide, with a server-chosen id and no idempotency key. The transactional
+    path wraps its insert in savepoints only to survive a collision (a replay or a taken id);
+    without one to survive the statement needs none (a queue's answer: two savepoints, four
+    round trips fewer)."""
+    return connection.vendor == "postgresql" and fields["idempotency_key"] is None and not fields["assessment_id"]
 
 
 def insert_with_revision(assessment: Assessment, revision: Revision) -> None:

@@ -190,7 +190,7 @@ def _create_on_trace(kind, trace: Trace, fields: dict, actor: Actor, channel: st
     span_id = fields["span_id"]
     if span_id is not None and not Span.objects.filter(trace_id=trace.pk, span_id=span_id).exists():
         raise ValidationError({"span_id": f"Span {span_id} is not part of trace {trace.pk}."})
-    if fastsql.usable():
+    if fastsql.usable() or fastsql.usable_in_transaction(fields):
         try:
             fastsql.insert_with_revision(
                 assessment, revision(Revision.Action.CREATE, assessment, actor, channel, None, assessment.snapshot())

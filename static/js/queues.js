@@ -2,6 +2,9 @@
 // current question and move on to the next, Enter submits and opens the next item, s declines
 // (with an optional reason), Esc cancels the decline, u goes back to the previous item, ? opens
 // the help (#shortcuts). app.js handles u and ? too, but not while a choice (a radio) has focus.
+// A text or number question takes the focus when it becomes the current one, so the reviewer
+// types at once; there Esc moves on to the next question (digits pick again) and Ctrl+Enter
+// submits (Enter is a new line in a text answer).
 (function () {
   "use strict";
 
@@ -31,8 +34,14 @@
   function activate(fieldset) {
     questions().forEach(function (q) { q.classList.toggle("q-active", q === fieldset); });
     if (!fieldset) return;
-    var target = fieldset.querySelector("input:checked") || fieldset.querySelector("input[data-key]");
+    var target = fieldset.querySelector("input:checked") || fieldset.querySelector("input[data-key]") ||
+      fieldset.querySelector("textarea[name^='q-'], input[type=number][name^='q-']");
     if (target) target.focus({ preventScroll: false });
+  }
+
+  function leave(fieldset) {
+    var following = next(fieldset);
+    if (following) activate(following); else { activate(fieldset); document.getElementById("q-submit").focus(); }
   }
 
   function next(fieldset) {
@@ -56,11 +65,17 @@
 
   document.addEventListener("keydown", function (e) {
     if (!document.querySelector("[data-queue-focus]")) return;
+    var el = document.activeElement, form = document.getElementById("q-answer-form");
+    if (e.key === "Enter" && (e.ctrlKey || e.metaKey) && form && el && form.contains(el)) {
+      e.preventDefault();
+      form.requestSubmit();
+      return;
+    }
     if (e.ctrlKey || e.metaKey || e.altKey || e.defaultPrevented) return;
-    var el = document.activeElement;
     if (e.key === "Escape" && el && el.id === "q-reason") { e.preventDefault(); showDecline(false); return; }
+    var answering = el && /^q-/.test(el.name || "") && el.closest("[data-question]");
+    if (e.key === "Escape" && answering && typing(el)) { e.preventDefault(); leave(answering); return; }
     if (typing(el)) return;
-    var form = document.getElementById("q-answer-form");
     if (/^[0-9]$/.test(e.key) && form) {
       var fieldset = current();
       var input = fieldset && fieldset.querySelector('input[data-key="' + e.key + '"]');
@@ -68,8 +83,7 @@
       e.preventDefault();
       input.click();
       if (input.type === "radio") {
-        var following = next(fieldset);
-        if (following) activate(following); else { activate(fieldset); document.getElementById("q-submit").focus(); }
+        leave(fieldset);
       } else {
         input.focus();
       }

@@ -7,6 +7,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from playwright.sync_api import expect
 
+from assessments.definitions import services as definition_services
 from assessments.models import Assessment
 from assessments.queues import services
 from assessments.queues.models import QueueWork
@@ -116,3 +117,53 @@ def test_reviewer_works_a_blind_queue_by_keyboard(watched, blind_queue, shots):
     assert QueueWork.objects.get(reviewer=blind_queue["alice"], state="declined").reason == "not my language"
     page.goto(f"{live}/traces/{traces[0].trace_id}/")
     expect(page.locator("#assessment-panel")).to_contain_text("helpfulness")
+
+
+def test_a_text_question_takes_the_focus_and_the_digits_keep_working(watched, live):
+    """A text question is typed into as soon as it is the current one (no Tab): after a digit
+    picks the choice before it, and on arrival when it comes first. Esc moves on to the next
+    question, where the digits pick again; Ctrl+Enter submits from the text."""
+    experiment = make_experiment("rag-demo")
+    define(experiment)
+    definition_services.create_definition(experiment=experiment, actor=SYSTEM, name="comment", type="text")
+    alice = get_user_model().objects.create_user("alice", password="alice-pass-123")
+    Membership.objects.create(user=alice, experiment=experiment, role="reviewer")
+    trace = make_trace(experiment, spans=1, trace_id=f"tr-{1:032x}")
+    choice_first = services.create_queue(
+        experiment=experiment, actor=SYSTEM, name="choice then text", questions=["correct", "comment"]
+    )
+    text_first = services.create_queue(
+        experiment=experiment, actor=SYSTEM, name="text then choice", questions=["comment", "correct"]
+    )
+    for queue in (choice_first, text_first):
+        services.add_items(queue=queue, actor=SYSTEM, trace_ids=[trace.trace_id])
+    page = watched
+    sign_in(page, live)
+
+    page.goto(f"{live}/queues/{choice_first.pk}/review/")
+    page.keyboard.press("Enter")
+    ready(page)
+    page.keyboard.press("1")  # correct: yes, then the text question has the focus
+    expect(page.locator("textarea[name=q-comment]")).to_be_focused()
+    page.keyboard.type("cites the 2.3 docs")  # digits type here: it is a text answer
+    page.keyboard.press("Control+Enter")
+    expect(page.locator(".q-done")).to_contain_text("All done")
+
+    page.goto(f"{live}/queues/{text_first.pk}/review/")
+    page.keyboard.press("Enter")
+    ready(page, "comment")
+    expect(page.locator("textarea[name=q-comment]")).to_be_focused()
+    page.keyboard.type("vague")
+    page.keyboard.press("Escape")  # on to the next question: the digits pick again
+    expect(page.locator("[data-question=correct]")).to_have_class(re.compile("q-active"))
+    page.keyboard.press("2")
+    expect(page.locator("[data-question=correct] input[value=false]")).to_be_checked()
+    page.keyboard.press("Enter")
+    expect(page.locator(".q-done")).to_contain_text("All done")
+
+    written = dict(Assessment.objects.filter(created_by=alice).values_list("name", "value").order_by("create_time"))
+    assert sorted(Assessment.objects.filter(created_by=alice, name="comment").values_list("value", flat=True)) == [
+        "cites the 2.3 docs",
+        "vague",
+    ]
+    assert written["correct"] is False

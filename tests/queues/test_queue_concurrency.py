@@ -4,13 +4,16 @@ threads work a queue of 100 traces with N = 2 until nothing is left."""
 import threading
 import time
 from collections import Counter, defaultdict
+from datetime import timedelta
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.db import connection, connections, transaction
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
-from assessments.models import Assessment
-from assessments.queues import services
+from assessments.models import Assessment, Revision
+from assessments.queues import fastsql, selectors, services
 from assessments.queues.models import QueueItem, QueueWork
 from traces.access import Actor
 from traces.models import Membership
@@ -151,3 +154,83 @@ def test_next_waits_for_an_item_being_answered_and_takes_its_free_slot(pg):
     thread.join(30)
     assert errors == []
     assert taken is not None and taken.item.trace_id == trace.trace_id
+
+
+def _statements(captured) -> list[str]:
+    return [q["sql"] for q in captured.captured_queries]
+
+
+def test_next_is_two_statements_and_answer_has_no_savepoint(pg, settings):
+    settings.FEEDBACKHUB_DEFINITIONS_RECHECK_MS = settings.FEEDBACKHUB_QUEUE_RULES_RECHECK_MS = 600_000
+    experiment = make_experiment()
+    define(experiment)
+    trace = make_trace(experiment)
+    queue = services.create_queue(experiment=experiment, actor=SYSTEM, name="lean", questions=["correct"])
+    services.add_items(queue=queue, actor=SYSTEM, trace_ids=[trace.trace_id])
+    (user,) = reviewers(experiment, 1)
+    actor = Actor.for_user(user)
+    queue = selectors.queue_for_work(actor, queue.pk)  # reads the role and the reviewers list with the queue
+    with CaptureQueriesContext(connection) as nxt:
+        work = services.next_item(queue=queue, actor=actor)
+    sql = _statements(nxt)
+    assert sql[0] == "BEGIN" and sql[-1] == "COMMIT" and len(sql) == 4, sql
+    assert "FOR UPDATE OF i SKIP LOCKED" in sql[1] and "set_config('synchronous_commit', 'off', true)" in sql[2]
+    with CaptureQueriesContext(connection) as answered:
+        services.answer(queue=queue, actor=actor, trace_id=work.item.trace_id, answers={"correct": True})
+    sql = _statements(answered)
+    assert not [s for s in sql if "SAVEPOINT" in s], sql
+    # the one-statement insert wrote what the ORM path writes: the assessment and its create revision
+    assessment = Assessment.objects.get(trace_id=trace.trace_id)
+    assert (assessment.source_type, assessment.source_id, assessment.metadata) == (
+        "HUMAN",
+        user.username,
+        {"queue_id": str(queue.pk)},
+    )
+    assert (assessment.experiment_id, assessment.created_by_id, assessment.definition_version) == (
+        experiment.pk,
+        user.pk,
+        1,
+    )
+    (revision,) = Revision.objects.filter(assessment_id=assessment.pk)
+    assert (revision.action, revision.channel, revision.actor_user_id, revision.before) == (
+        "create",
+        "queue",
+        user.pk,
+        None,
+    )
+    assert revision.after == assessment.snapshot()
+
+
+def test_take_says_no_when_the_slot_filled_after_the_pick(pg):
+    """The pick's snapshot may miss a lease committed before its lock was granted: take checks
+    again with a fresh snapshot (others' live leases, answers, the reviewer's own answer or
+    decline, removal) and writes nothing when the slot is gone."""
+    experiment = make_experiment()
+    define(experiment)
+    traces = [make_trace(experiment) for _ in range(2)]
+    queue = services.create_queue(experiment=experiment, actor=SYSTEM, name="race", questions=["correct"])
+    services.add_items(queue=queue, actor=SYSTEM, trace_ids=[t.trace_id for t in traces])
+    a, b = reviewers(experiment, 2)
+    taken = services.next_item(queue=queue, actor=Actor.for_user(a))  # N = 1: a's lease fills the item
+    now = timezone.now()
+
+    def take(item_id, user):
+        with transaction.atomic():
+            return fastsql.take(
+                item_id=item_id,
+                user_id=user.pk,
+                now=now,
+                expires=now + timedelta(minutes=10),
+                answers_per_item=1,
+                commit_fast=False,
+            )
+
+    assert take(taken.item_id, b) is None
+    renewed = take(taken.item_id, a)  # a's own live lease is renewed
+    assert renewed.pk == taken.pk and renewed.item.trace_id == traces[0].trace_id
+    other = QueueItem.objects.get(queue=queue, trace_id=traces[1].trace_id)
+    services.decline(queue=queue, actor=Actor.for_user(b), trace_id=other.trace_id)
+    assert take(other.pk, b) is None  # declined: never b's again
+    QueueItem.objects.filter(pk=other.pk).update(removed_at=now)
+    assert take(other.pk, a) is None  # removed
+    assert list(QueueWork.objects.filter(reviewer=b).values_list("state", flat=True)) == ["declined"]

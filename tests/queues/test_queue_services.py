@@ -5,6 +5,7 @@ from datetime import timedelta
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connection
+from django.http import Http404
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
@@ -286,3 +287,73 @@ def test_held_lease_is_this_queues_open_item(queue, traces, reviewer, defined):
     # a lease on an item that became complete (N lowered) is not handed out again
     QueueItem.objects.filter(pk=held.item_id).update(complete=True)
     assert services.next_item(queue=queue, actor=alice).item.trace_id == traces[1].trace_id
+
+
+def test_an_expired_lease_of_ones_own_is_taken_again_in_the_same_row(queue, traces, reviewer):
+    # the reviewer's expired lease is revived (PostgreSQL: ON CONFLICT … DO UPDATE), never a second row
+    alice = as_user(reviewer)
+    first = services.next_item(queue=queue, actor=alice)
+    QueueWork.objects.filter(pk=first.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+    again = services.next_item(queue=queue, actor=alice)
+    assert again.pk == first.pk and again.item.trace_id == traces[0].trace_id and again.state == "leased"
+    assert again.expires_at > timezone.now() and QueueWork.objects.filter(reviewer=reviewer).count() == 1
+    # what next returns is the stored row, its item loaded
+    stored = QueueWork.objects.get(pk=again.pk)
+    assert (stored.item_id, stored.state, stored.expires_at, stored.assessment_ids, stored.reason) == (
+        again.item.pk,
+        again.state,
+        again.expires_at,
+        again.assessment_ids,
+        again.reason,
+    )
+    assert (again.item.answer_count, again.item.complete, again.item.queue_id) == (0, False, queue.pk)
+
+
+def test_next_never_overwrites_an_answer_or_a_decline(queue, traces, reviewer):
+    alice = as_user(reviewer)
+    queue = services.update_queue(queue=queue, actor=SYSTEM, answers_per_item=1)
+    first = services.next_item(queue=queue, actor=alice)
+    services.answer(queue=queue, actor=alice, trace_id=first.item.trace_id, answers=GOOD)
+    second = services.next_item(queue=queue, actor=alice)
+    services.decline(queue=queue, actor=alice, trace_id=second.item.trace_id)
+    # the answer made the first item complete; reopen it (N = 2): still never alice's again
+    queue = services.update_queue(queue=queue, actor=SYSTEM, answers_per_item=2)
+    offered = [services.next_item(queue=queue, actor=alice).item.trace_id]
+    assert offered == [traces[2].trace_id]
+    states = dict(QueueWork.objects.filter(reviewer=reviewer).values_list("item__trace_id", "state"))
+    assert states == {traces[0].trace_id: "answered", traces[1].trace_id: "declined", traces[2].trace_id: "leased"}
+
+
+def test_queue_for_work_reads_role_and_reviewers_list_with_the_queue(
+    queue, reviewer, other_reviewer, viewer, outsider, staff, django_assert_num_queries
+):
+    # one query: the queue, the membership role (kept on the actor) and the reviewers listing
+    alice = as_user(reviewer)
+    with django_assert_num_queries(1):
+        found = selectors.queue_for_work(alice, queue.pk)
+        assert services.reviewer_of(found, alice) == reviewer
+    assert found.questions == ["correct", "helpfulness"] and found.blind is False
+    services.update_queue(queue=queue, actor=SYSTEM, reviewers=["bob"])
+    alice = as_user(reviewer)
+    with django_assert_num_queries(1), pytest.raises(PermissionDenied):
+        services.reviewer_of(selectors.queue_for_work(alice, queue.pk), alice)
+    bob = as_user(other_reviewer)
+    assert services.reviewer_of(selectors.queue_for_work(bob, queue.pk), bob) == other_reviewer
+    with pytest.raises(PermissionDenied):  # a viewer sees the queue but does not work it
+        services.reviewer_of(selectors.queue_for_work(as_user(viewer), queue.pk), as_user(viewer))
+    for missing in (queue.pk + 1000, "x", None):
+        with pytest.raises(Http404):
+            selectors.queue_for_work(bob, missing)
+    with pytest.raises(Http404):
+        selectors.queue_for_work(as_user(outsider), queue.pk)
+    # staff: role from the flag (owner), the reviewers list still applies
+    charlie = as_user(staff)
+    with pytest.raises(PermissionDenied):
+        services.reviewer_of(selectors.queue_for_work(charlie, queue.pk), charlie)
+    services.update_queue(queue=queue, actor=SYSTEM, reviewers=[])
+    assert services.reviewer_of(selectors.queue_for_work(charlie, queue.pk), charlie) == staff
+    # a listing read for another user is not taken for this one
+    listed = selectors.queue_for_work(bob, queue.pk)
+    services.update_queue(queue=queue, actor=SYSTEM, reviewers=["bob"])
+    with pytest.raises(PermissionDenied):
+        services.reviewer_of(listed, as_user(reviewer))
