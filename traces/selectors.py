@@ -332,12 +332,15 @@ def span_tree_for(trace: Trace) -> list:
     )
 
 
-def span_for(actor: Actor, trace_id: str, span_id: str) -> Span:
-    """One span with its payloads and its trace (+ experiment) joined; Http404 unless visible."""
+def span_for(actor: Actor, trace_id: str, span_id: str, *, trace_request_time: datetime | None = None) -> Span:
+    """One span with its payloads and its trace (+ experiment) joined; Http404 unless visible.
+    `trace_request_time`, when the caller has the trace, names the span's partition."""
+    spans = Span.objects.filter(trace_id=trace_id, span_id=span_id)
+    if trace_request_time is not None:
+        spans = spans.filter(trace_request_time=trace_request_time)
     span = (
-        Span.objects.select_related("trace__experiment")
+        spans.select_related("trace__experiment")
         .defer("trace__metadata", "trace__request_preview", "trace__response_preview")
-        .filter(trace_id=trace_id, span_id=span_id)
         .first()
     )
     if span is None or actor.role(span.trace.experiment_id) is None:

@@ -274,7 +274,11 @@ def render_trace_page(
     zoom = spans_by_id.get(request.GET.get("zoom") or "")
     window = (zoom.start_time_ns, zoom.end_time_ns or zoom.start_time_ns + 1) if zoom is not None else None
     rows = selectors.span_rows(spans, collapse_depth=COLLAPSE_DEPTH if big else None, reveal=selected_id, window=window)
-    selected = selectors.span_for(actor, trace.trace_id, selected_id) if selected_id else None
+    selected = (
+        selectors.span_for(actor, trace.trace_id, selected_id, trace_request_time=trace.request_time)
+        if selected_id
+        else None
+    )
 
     prev_id = next_id = None
     try:
